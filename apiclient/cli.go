@@ -1,0 +1,221 @@
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-os/gantry/internal/cli"
+)
+
+// IO is where the command line reads and writes.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+type rawFlags struct {
+	uri, method, data string
+}
+
+func (f *rawFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.uri, "uri", "u", "", "URI to request, with its query string, e.g. /settings?keys=settings.motd")
+	fl.StringVarP(&f.method, "method", "m", "GET", "HTTP method")
+	fl.StringVarP(&f.method, "request", "X", "GET", "HTTP method (alias of --method)")
+	fl.MarkHidden("request")
+	fl.StringVarP(&f.data, "data", "d", "", "request body")
+}
+
+// NewCommand returns the apiclient command line.
+func NewCommand(stdio IO) *cobra.Command {
+	var socketPath string
+	var verbose bool
+	var logLevel string
+	client := func() *Client { return New(socketPath) }
+
+	var root rawFlags
+	cmd := &cobra.Command{
+		Use:   "apiclient [-u URI [-m METHOD] [-d DATA]] | apiclient COMMAND",
+		Short: "Talk to Gantry's settings API",
+		Long: "apiclient talks to Gantry's settings API over its Unix socket.\n" +
+			"With -u and no command it sends one raw request (like `apiclient raw`).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if root.uri == "" {
+				return cli.UsageError{Err: fmt.Errorf("give -u URI for a raw request, or a command")}
+			}
+			return runRaw(cmd.Context(), client(), root, verbose, stdio)
+		},
+	}
+	cmd.SetIn(stdio.In)
+	cmd.SetOut(stdio.Out)
+	pf := cmd.PersistentFlags()
+	pf.StringVarP(&socketPath, "socket-path", "s", DefaultSocketPath, "the API's Unix socket")
+	pf.BoolVarP(&verbose, "verbose", "v", false, "print the response status and more detail to stderr")
+	pf.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error (accepted for compatibility)")
+	root.register(cmd)
+
+	var raw rawFlags
+	rawCmd := &cobra.Command{
+		Use:   "raw -u URI [-m METHOD] [-d DATA]",
+		Short: "Send one request and print the response body",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if raw.uri == "" {
+				return cli.UsageError{Err: fmt.Errorf("raw needs -u URI")}
+			}
+			return runRaw(cmd.Context(), client(), raw, verbose, stdio)
+		},
+	}
+	raw.register(rawCmd)
+
+	getCmd := &cobra.Command{
+		Use:   "get [PREFIX... | /URI]",
+		Short: "Print settings and OS information as JSON",
+		Long: "get prints the settings under each PREFIX (e.g. settings.motd or settings.kernel), merged, or the\n" +
+			"response of GET /URI. With no argument it prints os and settings.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var doc any
+			uris := 0
+			for _, a := range args {
+				if strings.HasPrefix(a, "/") {
+					uris++
+				}
+			}
+			switch {
+			case uris > 0 && (uris != 1 || len(args) != 1):
+				return cli.UsageError{Err: fmt.Errorf("give either prefixes or a single /URI, not both")}
+			case uris == 1:
+				body, err := client().Raw(cmd.Context(), http.MethodGet, args[0], nil)
+				if err != nil {
+					return err
+				}
+				if err := json.Unmarshal(body, &doc); err != nil {
+					return fmt.Errorf("response is not JSON: %w", err)
+				}
+			default:
+				m, err := client().Get(cmd.Context(), args)
+				if err != nil {
+					return err
+				}
+				doc = m
+			}
+			return printJSON(stdio.Out, doc)
+		},
+	}
+
+	var setJSON string
+	setCmd := &cobra.Command{
+		Use:   "set KEY=VALUE... | set --json JSON",
+		Short: "Change settings, commit and apply them",
+		Long: "set changes settings in a new transaction, then commits and applies it.\n" +
+			"Keys may leave out \"settings.\"; quote key segments that contain dots:\n" +
+			"  apiclient set motd=hello 'kernel.sysctl.\"vm.max_map_count\"=262144'\n" +
+			"The settings model decides each value's type, so numeric-looking strings stay strings.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var keys []string
+			var err error
+			switch {
+			case setJSON != "" && len(args) > 0:
+				return cli.UsageError{Err: fmt.Errorf("give KEY=VALUE pairs or --json, not both")}
+			case setJSON != "":
+				keys, err = client().SetJSON(cmd.Context(), []byte(setJSON))
+			case len(args) > 0:
+				keys, err = client().SetKeypairs(cmd.Context(), args)
+			default:
+				return cli.UsageError{Err: fmt.Errorf("nothing to set: give KEY=VALUE pairs or --json")}
+			}
+			if err != nil {
+				return err
+			}
+			if verbose {
+				fmt.Fprintf(stdio.Err, "committed %s\n", strings.Join(keys, ", "))
+			}
+			return nil
+		},
+	}
+	setCmd.Flags().StringVarP(&setJSON, "json", "j", "", "settings as a JSON object")
+
+	applyCmd := &cobra.Command{
+		Use:   "apply [URI...]",
+		Short: "Apply settings documents (TOML or JSON) from files, URLs or standard input",
+		Long: "apply reads each document (file://, a path, http:// or https://, or - for standard input; none\n" +
+			"means standard input), takes its top-level settings table, and sends them all in one\n" +
+			"transaction, later documents winning, then commits and applies it.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				args = []string{"-"}
+			}
+			hc := &http.Client{Timeout: 60 * time.Second}
+			var docs []Document
+			for _, a := range args {
+				d, err := Fetch(cmd.Context(), a, stdio.In, hc)
+				if err != nil {
+					return err
+				}
+				docs = append(docs, d)
+			}
+			keys, err := client().Apply(cmd.Context(), docs)
+			if err != nil {
+				return err
+			}
+			if verbose {
+				fmt.Fprintf(stdio.Err, "committed %s\n", strings.Join(keys, ", "))
+			}
+			return nil
+		},
+	}
+
+	cmd.AddCommand(rawCmd, getCmd, setCmd, applyCmd)
+	return cmd
+}
+
+func runRaw(ctx context.Context, c *Client, f rawFlags, verbose bool, stdio IO) error {
+	var body []byte
+	if f.data != "" {
+		body = []byte(f.data)
+	}
+	code, out, err := c.Do(ctx, f.method, f.uri, body)
+	if err != nil {
+		return err
+	}
+	if verbose {
+		fmt.Fprintf(stdio.Err, "%d %s\n", code, http.StatusText(code))
+	}
+	if code < 200 || code > 299 {
+		return &StatusError{Code: code, Method: strings.ToUpper(f.method), URI: f.uri, Body: string(out)}
+	}
+	if len(bytes.TrimSpace(out)) > 0 {
+		stdio.Out.Write(out)
+		if !bytes.HasSuffix(out, []byte("\n")) {
+			fmt.Fprintln(stdio.Out)
+		}
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// Main runs the apiclient command line and returns the exit code.
+func Main(ctx context.Context, args []string, stdio IO) int {
+	return cli.Execute(ctx, NewCommand(stdio), args, stdio.Err)
+}
+
+// StdIO is the process's standard streams.
+func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }

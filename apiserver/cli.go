@@ -1,0 +1,93 @@
+package apiserver
+
+import (
+	"context"
+	"os"
+	"strings"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-os/gantry/datastore"
+	"github.com/gantry-os/gantry/internal/cli"
+	"github.com/gantry-os/gantry/model"
+	"github.com/gantry-os/gantry/osrelease"
+)
+
+// DefaultVariant is served when neither --variant nor the release file names one.
+const DefaultVariant = "metal-dev"
+
+// NewCommand returns the apiserver command line.
+func NewCommand() *cobra.Command {
+	var (
+		datastorePath, socketPath, variant, releasePath, applyCommand, logLevel string
+		socketGID                                                               int
+	)
+	cmd := &cobra.Command{
+		Use:   "apiserver",
+		Short: "Serve Gantry's settings API on a Unix socket",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := cli.Logger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
+			}
+			ctx, stop := cli.SignalContext(cmd.Context())
+			defer stop()
+
+			rel, err := osrelease.Read(releasePath)
+			if err != nil {
+				log.Warn("no release file; os fields will be empty", "error", err)
+				rel = osrelease.Release{Arch: osrelease.Arch()}
+			}
+			if variant == "" {
+				variant = rel.VariantID
+			}
+			if variant == "" {
+				variant = DefaultVariant
+				log.Info("no variant named; serving the default", "variant", variant)
+			}
+			if rel.VariantID == "" {
+				rel.VariantID = variant
+			}
+			m, err := model.ForVariant(variant)
+			if err != nil {
+				return err
+			}
+			store, err := datastore.Open(ctx, datastorePath, datastore.OpenOptions{})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			ln, err := Listen(ctx, socketPath, socketGID)
+			if err != nil {
+				return err
+			}
+			var applier Applier
+			if applyCommand != "" {
+				applier = CommandApplier{Command: strings.Fields(applyCommand)}
+			}
+			srv := New(Config{Store: store, Model: m, Release: rel, Applier: applier, Logger: log})
+			if _, err := daemon.SdNotify(true, daemon.SdNotifyReady); err != nil {
+				log.Warn("systemd notification failed", "error", err)
+			}
+			log.Info("serving settings API", "socket", socketPath, "variant", variant, "datastore", datastorePath)
+			return srv.Serve(ctx, ln)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&datastorePath, "datastore-path", "", "datastore to serve (the `current` link of the datastore base)")
+	f.StringVar(&socketPath, "socket-path", "/run/api.sock", "Unix socket to listen on")
+	f.IntVar(&socketGID, "socket-gid", -1, "group owning the socket (-1: leave as created)")
+	f.StringVar(&variant, "variant", "", "variant whose settings model to serve (default: VARIANT_ID of the release file)")
+	f.StringVar(&releasePath, "os-release", osrelease.DefaultPath, "release file to report in /os")
+	f.StringVar(&applyCommand, "apply-command", "", "settings applier to run after commits (keys as JSON on stdin)")
+	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	cmd.MarkFlagRequired("datastore-path")
+	return cmd
+}
+
+// Main runs the apiserver command and returns the process exit code.
+func Main(ctx context.Context, args []string) int {
+	return cli.Execute(ctx, NewCommand(), args, os.Stderr)
+}
