@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gantry-os/gantry/datastore"
@@ -43,20 +44,26 @@ func (s *Server) handle(f handlerFunc) http.HandlerFunc {
 		case nil:
 			w.WriteHeader(status)
 		case rawJSON:
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			w.Write(b)
+			writeJSON(w, status, b)
 		default:
 			buf, err := json.Marshal(b)
 			if err != nil {
 				s.writeError(w, r, fmt.Errorf("encode response: %w", err))
 				return
 			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			w.Write(buf)
+			writeJSON(w, status, buf)
 		}
 	}
+}
+
+// writeJSON writes a JSON body with its length, so that large bodies are not
+// sent chunked.
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
 }
 
 // rawJSON is a response body that is already encoded.
@@ -226,7 +233,7 @@ func (s *Server) getSettings(w http.ResponseWriter, r *http.Request) (int, any, 
 			if err != nil {
 				return nil, err
 			}
-			return json.Marshal(tree)
+			return tree.AppendJSON(nil)
 		})
 		return http.StatusOK, rawJSON(body), err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Flatten turns a nested JSON document into dotted keys under prefix: objects
@@ -63,11 +64,10 @@ func Unflatten(pairs map[string]json.RawMessage, strip int) (Tree, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		k, err := ParseKey(DataKey, n)
-		if err != nil {
-			return nil, fmt.Errorf("corrupt key in datastore: %w", err)
+		segs, ok := splitStored(n)
+		if !ok {
+			return nil, fmt.Errorf("corrupt key in datastore: %q", n)
 		}
-		segs := k.segments()
 		if len(segs) <= strip {
 			continue
 		}
@@ -83,13 +83,13 @@ func Unflatten(pairs map[string]json.RawMessage, strip int) (Tree, error) {
 			}
 			c, ok := child.(Tree)
 			if !ok {
-				return nil, fmt.Errorf("datastore conflict: %s is a value and also has children", joinSegments(k.segments()[:strip+i+1]))
+				return nil, fmt.Errorf("datastore conflict: %s is a value and also has children", joinSegments(segs[:i+1]))
 			}
 			node = c
 		}
 		last := segs[len(segs)-1]
 		if _, exists := node[last]; exists {
-			return nil, fmt.Errorf("datastore conflict: %s is a value and also has children", k)
+			return nil, fmt.Errorf("datastore conflict: %s is a value and also has children", n)
 		}
 		node[last] = pairs[n]
 	}
@@ -116,8 +116,7 @@ func (t Tree) encode(b *bytes.Buffer) error {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		kb, _ := json.Marshal(n)
-		b.Write(kb)
+		writeJSONString(b, n)
 		b.WriteByte(':')
 		switch v := t[n].(type) {
 		case Tree:
@@ -136,4 +135,61 @@ func (t Tree) encode(b *bytes.Buffer) error {
 	}
 	b.WriteByte('}')
 	return nil
+}
+
+// splitStored splits a canonical key name, as the store holds them, into
+// segments. It skips ParseKey's character checks, which every key passed
+// when it was written, so that reading a large tree stays cheap.
+func splitStored(name string) ([]string, bool) {
+	segs := make([]string, 0, 6)
+	start := 0
+	for i := 0; i < len(name); i++ {
+		switch name[i] {
+		case '"':
+			end := strings.IndexByte(name[i+1:], '"')
+			if end < 0 {
+				return nil, false
+			}
+			i += end + 1
+		case '.':
+			segs = append(segs, unquote(name[start:i]))
+			start = i + 1
+		}
+	}
+	segs = append(segs, unquote(name[start:]))
+	for _, s := range segs {
+		if s == "" {
+			return nil, false
+		}
+	}
+	return segs, true
+}
+
+func unquote(seg string) string {
+	if len(seg) >= 2 && seg[0] == '"' && seg[len(seg)-1] == '"' {
+		return seg[1 : len(seg)-1]
+	}
+	return seg
+}
+
+// AppendJSON appends the tree's JSON encoding to b.
+func (t Tree) AppendJSON(b []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(b)
+	err := t.encode(buf)
+	return buf.Bytes(), err
+}
+
+// writeJSONString writes s as a JSON string; key segments hold only
+// characters that need no escaping, so the slow path is rare.
+func writeJSONString(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			kb, _ := json.Marshal(s)
+			b.Write(kb)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
