@@ -83,7 +83,7 @@ type HostContainer struct {
 	Source       *URL         `json:"source,omitempty" doc:"Image reference of the container."`
 	Enabled      *bool        `json:"enabled,omitempty" doc:"Run the container."`
 	Superpowered *bool        `json:"superpowered,omitempty" doc:"Give the container full access to the host (privileged, host namespaces)."`
-	UserData     *ValidBase64 `json:"user-data,omitempty" doc:"Base64 data handed to the container in /.bottlerocket/host-containers/<name>/user-data."`
+	UserData     *ValidBase64 `json:"user-data,omitempty" doc:"Base64 data handed to the container at start."`
 	Command      []string     `json:"command,omitempty" doc:"Command to run instead of the image's entry point."`
 }
 

@@ -56,7 +56,7 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := Populate(cmd.Context(), Options{Base: base, Version: v, Defaults: defaults, Model: m, Logger: log})
+			res, err := Populate(cmd.Context(), Options{Base: base, Version: v, Defaults: defaults, Model: m})
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -93,7 +92,6 @@ type Options struct {
 	Version  datastore.Version
 	Defaults map[string]any
 	Model    *model.Model
-	Logger   *slog.Logger
 }
 
 // Result reports what Populate wrote.
