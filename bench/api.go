@@ -51,7 +51,7 @@ func summarize(name string, d []time.Duration) Stats {
 // APIResult is the outcome of the API benchmark.
 type APIResult struct {
 	Floor, GetSettings, GetAfterCommit, PatchCommit Stats
-	BodyBytes                       int
+	BodyBytes                                       int
 }
 
 // GetRatio is GET /settings' median over the floor's.
