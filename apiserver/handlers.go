@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,25 +252,29 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 func (s *Server) patchSettings(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	tx, err := txParam(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	pairs, err := s.cfg.Model.SettingsPairs(body)
-	if err != nil {
-		return 0, nil, badRequest("Invalid settings: %v", err)
-	}
-	if err := s.cfg.Store.Set(r.Context(), datastore.Pending(tx), pairs); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return s.stage(r, s.cfg.Model.SettingsPairs)
 }
 
 func (s *Server) patchKeypair(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	return s.stage(r, func(body []byte) (map[datastore.Key]json.RawMessage, error) {
+		var req struct {
+			RequestPayload []string `json:"request_payload"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, badRequest(`Invalid keypair request: want {"request_payload": ["key=value", ...]}: %v`, err)
+		}
+		if len(req.RequestPayload) == 0 {
+			return nil, badRequest("Invalid keypair request: request_payload is empty")
+		}
+		return s.cfg.Model.KeypairPairs(req.RequestPayload)
+	})
+}
+
+// stage validates a PATCH body into keys with toPairs and writes them, all
+// or nothing, into the request's transaction.
+func (s *Server) stage(r *http.Request, toPairs func([]byte) (map[datastore.Key]json.RawMessage, error)) (int, any, error) {
 	tx, err := txParam(r)
 	if err != nil {
 		return 0, nil, err
@@ -278,19 +283,12 @@ func (s *Server) patchKeypair(w http.ResponseWriter, r *http.Request) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
-	var req struct {
-		RequestPayload []string `json:"request_payload"`
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return 0, nil, badRequest(`Invalid keypair request: want {"request_payload": ["key=value", ...]}: %v`, err)
-	}
-	if len(req.RequestPayload) == 0 {
-		return 0, nil, badRequest("Invalid keypair request: request_payload is empty")
-	}
-	pairs, err := s.cfg.Model.KeypairPairs(req.RequestPayload)
-	if err != nil {
+	pairs, err := toPairs(body)
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return 0, nil, err
+	case err != nil:
 		return 0, nil, badRequest("Invalid settings: %v", err)
 	}
 	if err := s.cfg.Store.Set(r.Context(), datastore.Pending(tx), pairs); err != nil {

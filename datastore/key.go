@@ -175,14 +175,6 @@ func (k Key) String() string { return k.name }
 // Segments returns a copy of the key's segments.
 func (k Key) Segments() []string { return k.segments() }
 
-// IsZero reports whether k is the zero Key.
-func (k Key) IsZero() bool { return k.segs == "" }
-
-// Append returns the key with more segments added.
-func (k Key) Append(segs ...string) (Key, error) {
-	return KeyFromSegments(DataKey, append(k.Segments(), segs...))
-}
-
 // StartsWithSegments reports whether p's segments are a prefix of k's.
 func (k Key) StartsWithSegments(p Key) bool {
 	return k.segs == p.segs || strings.HasPrefix(k.segs, p.segs+"\x00")

@@ -137,16 +137,6 @@ func Pending(tx string) Section { return Section{tx: tx} }
 // IsLive reports whether the section is live data.
 func (c Section) IsLive() bool { return c.tx == "" }
 
-// Tx is the transaction name of a pending section.
-func (c Section) Tx() string { return c.tx }
-
-func (c Section) String() string {
-	if c.tx == "" {
-		return "live"
-	}
-	return "pending transaction " + c.tx
-}
-
 // MaxTxNameLen bounds transaction names.
 const MaxTxNameLen = 128
 
@@ -178,22 +168,6 @@ func (c Section) bucket(tx *bolt.Tx, create bool) (*bolt.Bucket, error) {
 		return p.CreateBucketIfNotExists([]byte(c.tx))
 	}
 	return p.Bucket([]byte(c.tx)), nil
-}
-
-// Get returns the raw JSON value of key k, or nil if it is not set.
-func (s *Store) Get(ctx context.Context, c Section, k Key) (json.RawMessage, error) {
-	var out json.RawMessage
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		b, _ := c.bucket(tx, false)
-		if b == nil {
-			return nil
-		}
-		if v := b.Get([]byte(k.name)); v != nil {
-			out = append(json.RawMessage(nil), v...)
-		}
-		return nil
-	})
-	return out, err
 }
 
 // GetPrefix returns every key of the section whose name starts with prefix
@@ -244,22 +218,6 @@ func (s *Store) Set(ctx context.Context, c Section, pairs map[Key]json.RawMessag
 		for _, k := range sortedKeys(pairs) {
 			if err := b.Put([]byte(k.name), pairs[k]); err != nil {
 				return fmt.Errorf("write %s: %w", k, err)
-			}
-		}
-		return nil
-	})
-}
-
-// Delete removes keys from the section; missing keys are ignored.
-func (s *Store) Delete(ctx context.Context, c Section, keys []Key) error {
-	return s.update(ctx, c.IsLive(), func(tx *bolt.Tx) error {
-		b, _ := c.bucket(tx, false)
-		if b == nil {
-			return nil
-		}
-		for _, k := range keys {
-			if err := b.Delete([]byte(k.name)); err != nil {
-				return err
 			}
 		}
 		return nil
@@ -432,12 +390,6 @@ func (s *Store) DeleteAllPending(ctx context.Context) error {
 		_, err := tx.CreateBucket(bucketPending)
 		return err
 	})
-}
-
-// CopyTo writes a consistent copy of the whole store to path (used by
-// migrations, which never change a datastore in place).
-func (s *Store) CopyTo(ctx context.Context, path string) error {
-	return s.view(ctx, func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) })
 }
 
 func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
