@@ -2,12 +2,13 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"os"
-	"strings"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-os/gantry/applier"
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/internal/cli"
 	"github.com/gantry-os/gantry/model"
@@ -20,7 +21,7 @@ const DefaultVariant = "metal-dev"
 // NewCommand returns the apiserver command line.
 func NewCommand() *cobra.Command {
 	var (
-		datastorePath, socketPath, variant, releasePath, applyCommand, logLevel string
+		datastorePath, socketPath, variant, releasePath, root, templatesDir, runnerKind, logLevel string
 		socketGID                                                               int
 	)
 	cmd := &cobra.Command{
@@ -63,11 +64,11 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var applier Applier
-			if applyCommand != "" {
-				applier = CommandApplier{Command: strings.Fields(applyCommand)}
+			app, err := NewApplier(root, templatesDir, runnerKind)
+			if err != nil {
+				return err
 			}
-			srv := New(Config{Store: store, Model: m, Release: rel, Applier: applier, Logger: log})
+			srv := New(Config{Store: store, Model: m, Release: rel, Applier: app, Logger: log})
 			if _, err := daemon.SdNotify(true, daemon.SdNotifyReady); err != nil {
 				log.Warn("systemd notification failed", "error", err)
 			}
@@ -81,7 +82,9 @@ func NewCommand() *cobra.Command {
 	f.IntVar(&socketGID, "socket-gid", -1, "group owning the socket (-1: leave as created)")
 	f.StringVar(&variant, "variant", "", "variant whose settings model to serve (default: VARIANT_ID of the release file)")
 	f.StringVar(&releasePath, "os-release", osrelease.DefaultPath, "release file to report in /os")
-	f.StringVar(&applyCommand, "apply-command", "", "settings applier to run after commits (keys as JSON on stdin)")
+	f.StringVar(&root, "root", "/", "prefix for every file the settings applier renders and every restart program it runs")
+	f.StringVar(&templatesDir, "templates-dir", "", "directory holding the templates by name (default: each file's template-path under --root)")
+	f.StringVar(&runnerKind, "service-runner", "auto", "how restart commands run: systemd (over D-Bus), exec, none, or auto (systemd when it is init)")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	cmd.MarkFlagRequired("datastore-path")
 	return cmd
@@ -90,4 +93,25 @@ func NewCommand() *cobra.Command {
 // Main runs the apiserver command and returns the process exit code.
 func Main(ctx context.Context, args []string) int {
 	return cli.Execute(ctx, NewCommand(), args, os.Stderr)
+}
+
+// NewApplier builds the settings applier the daemons share from their flags.
+func NewApplier(root, templatesDir, runnerKind string) (*applier.Applier, error) {
+	execRunner := applier.ExecRunner{Root: root}
+	var runner applier.Runner
+	switch runnerKind {
+	case "auto":
+		runner = execRunner
+		if applier.SystemdAvailable() && (root == "" || root == "/") {
+			runner = applier.SystemdRunner{Fallback: execRunner}
+		}
+	case "systemd":
+		runner = applier.SystemdRunner{Fallback: execRunner}
+	case "exec":
+		runner = execRunner
+	case "none":
+	default:
+		return nil, cli.UsageError{Err: fmt.Errorf("invalid --service-runner %q (want auto, systemd, exec or none)", runnerKind)}
+	}
+	return applier.New(applier.Options{Root: root, TemplatesDir: templatesDir, Runner: runner}), nil
 }

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gantry-os/gantry/applier"
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/model"
 )
@@ -111,6 +113,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /tx/commit", s.handle(s.commit))
 	mux.HandleFunc("POST /tx/apply", s.handle(s.apply))
 	mux.HandleFunc("POST /tx/commit_and_apply", s.handle(s.commitAndApply))
+	mux.HandleFunc("GET /tx/plan", s.handle(s.plan))
 	mux.HandleFunc("GET /os", s.handle(s.getOS))
 	mux.HandleFunc("GET /metadata/affected-services", s.handle(s.metadataForKeys("affected-services")))
 	mux.HandleFunc("GET /metadata/templates", s.handle(s.metadataForKeys("template")))
@@ -358,20 +361,65 @@ func (s *Server) commitAndApply(w http.ResponseWriter, r *http.Request) (int, an
 		return 0, nil, err
 	}
 	if err := s.runApplier(r, keys.([]string)); err != nil {
-		return 0, nil, fmt.Errorf("settings were committed, but applying them failed: %w", err)
+		committed, _ := json.Marshal(keys)
+		return 0, nil, fmt.Errorf("settings were committed, but applying them failed:\n%w\ncommitted: %s", err, committed)
 	}
 	return status, keys, nil
 }
 
+// runApplier renders and restarts for keys (everything when nil). Failures
+// of individual files and services come back as one error listing each.
 func (s *Server) runApplier(r *http.Request, keys []string) error {
 	if s.cfg.Applier == nil {
 		s.log.Info("no settings applier configured; nothing applied", "keys", len(keys))
 		return nil
 	}
-	if err := s.cfg.Applier.Apply(r.Context(), keys); err != nil {
-		return fmt.Errorf("apply: %w", err)
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	ctx := context.WithoutCancel(r.Context()) // a client hanging up must not leave a half-applied change
+	plan, err := s.cfg.Applier.Plan(ctx, storeSource{s: s}, keys)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
 	}
+	rep, err := s.cfg.Applier.Apply(ctx, plan)
+	if err != nil {
+		s.log.Error("apply failed", "error", err)
+		return err
+	}
+	s.log.Info("applied settings", "keys", len(keys), "files", len(rep.Written), "restarts", len(rep.Restarts))
 	return nil
+}
+
+// plan serves GET /tx/plan: what committing the transaction would render and
+// restart, with a diff of every file, without changing anything.
+func (s *Server) plan(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	tx, err := txParam(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	pending, err := s.cfg.Store.GetPrefix(r.Context(), datastore.Pending(tx), "settings.")
+	if err != nil {
+		return 0, nil, err
+	}
+	keys := make([]string, 0, len(pending))
+	for k := range pending {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if s.cfg.Applier == nil {
+		return http.StatusOK, &applier.Plan{Keys: keys, Services: []applier.ServicePlan{}, Files: []applier.FilePlan{}}, nil
+	}
+	plan, err := s.cfg.Applier.Plan(r.Context(), storeSource{s: s, overlay: tx}, keys)
+	if err != nil {
+		return 0, nil, err
+	}
+	if plan.Services == nil {
+		plan.Services = []applier.ServicePlan{}
+	}
+	if plan.Files == nil {
+		plan.Files = []applier.FilePlan{}
+	}
+	return http.StatusOK, plan, nil
 }
 
 // getModel serves GET /: every section, optionally filtered by prefix.

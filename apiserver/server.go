@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-os/gantry/applier"
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/model"
 	"github.com/gantry-os/gantry/osrelease"
@@ -26,18 +27,12 @@ const MaxBodyBytes = 2 << 20
 // DefaultTx is the transaction used when a request names none.
 const DefaultTx = "default"
 
-// Applier renders configuration and restarts services for changed keys.
-type Applier interface {
-	// Apply applies the given committed keys, or everything when keys is nil.
-	Apply(ctx context.Context, keys []string) error
-}
-
 // Config holds what a Server needs.
 type Config struct {
 	Store   *datastore.Store
 	Model   *model.Model
 	Release osrelease.Release
-	Applier Applier // nil: apply is a no-op (logged)
+	Applier *applier.Applier // nil: apply is a no-op (logged)
 	Logger  *slog.Logger
 }
 
@@ -46,6 +41,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+
+	applyMu sync.Mutex // one apply at a time, so restarts happen in commit order
 
 	cacheMu sync.Mutex
 	cache   map[string]cachedBody // response bodies of live reads, by route

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gantry-os/gantry/applier"
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/model"
 	"github.com/gantry-os/gantry/osrelease"
@@ -23,25 +23,13 @@ import (
 // testEnv is a real server on a real Unix socket, with a client; every
 // exchange is checked against docs/openapi.yaml.
 type testEnv struct {
-	t       *testing.T
-	store   *datastore.Store
-	socket  string
-	client  *http.Client
-	applier *recordingApplier
-	spec    *specValidator
-}
-
-type recordingApplier struct {
-	mu    sync.Mutex
-	calls [][]string
-	err   error
-}
-
-func (a *recordingApplier) Apply(ctx context.Context, keys []string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.calls = append(a.calls, keys)
-	return a.err
+	t         *testing.T
+	store     *datastore.Store
+	socket    string
+	client    *http.Client
+	spec      *specValidator
+	root      string // where the applier renders files and finds restart programs
+	templates string
 }
 
 func newTestEnv(t *testing.T, variant string) *testEnv {
@@ -62,7 +50,9 @@ func newTestEnv(t *testing.T, variant string) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := &recordingApplier{}
+	root, templates := filepath.Join(dir, "root"), filepath.Join(dir, "templates")
+	os.MkdirAll(templates, 0o755)
+	app := applier.New(applier.Options{Root: root, TemplatesDir: templates, Runner: applier.ExecRunner{Root: root}})
 	rel := osrelease.Release{PrettyName: "Gantry 1.0.0", VariantID: variant, VersionID: "1.0.0", BuildID: "abc", Arch: "x86_64"}
 	srv := New(Config{Store: store, Model: m, Release: rel, Applier: app, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	done := make(chan error, 1)
@@ -76,7 +66,7 @@ func newTestEnv(t *testing.T, variant string) *testEnv {
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 	}}}
-	return &testEnv{t: t, store: store, socket: socket, client: client, applier: app, spec: loadSpec(t)}
+	return &testEnv{t: t, store: store, socket: socket, client: client, spec: loadSpec(t), root: root, templates: templates}
 }
 
 // do sends a request and returns status and body, validating both against
@@ -199,9 +189,6 @@ func TestTransactionLifecycle(t *testing.T) {
 		{"GET", "/settings?prefix=settings.mo", "", 200, `{"motd":"my own value!"}`, ""},
 		{"GET", "/settings?prefix=zzz", "", 200, `{}`, ""},
 	})
-	if len(e.applier.calls) != 1 || strings.Join(e.applier.calls[0], ",") != "settings.motd" {
-		t.Fatalf("applier calls = %v, want one with settings.motd", e.applier.calls)
-	}
 }
 
 func TestBadInputWritesNothing(t *testing.T) {
@@ -263,20 +250,116 @@ func TestModelAndSections(t *testing.T) {
 	})
 }
 
+// wireServices defines two services with templates and restart programs
+// that log their CHANGED_SETTINGS to root/restarts.log.
+func (e *testEnv) wireServices() {
+	e.seedServices()
+	os.WriteFile(filepath.Join(e.templates, "motd"), []byte("{{ .settings.motd }}\n"), 0o644)
+	os.WriteFile(filepath.Join(e.templates, "chrony"), []byte("{{ range .settings.ntp.servers }}server {{ . }} iburst\n{{ end }}"), 0o644)
+	e.seed(datastore.Live, map[string]string{
+		"services.motd.restart-commands": `["/usr/bin/log-restart motd"]`,
+		"services.ntp.restart-commands":  `["/usr/bin/log-restart ntp"]`,
+	})
+	bin := filepath.Join(e.root, "usr", "bin")
+	os.MkdirAll(bin, 0o755)
+	script := "#!/bin/sh\necho \"$1: $CHANGED_SETTINGS\" >> \"$GANTRY_ROOT/restarts.log\"\n"
+	os.WriteFile(filepath.Join(bin, "log-restart"), []byte(script), 0o755)
+}
+
+func (e *testEnv) restarts() string {
+	b, _ := os.ReadFile(filepath.Join(e.root, "restarts.log"))
+	os.Remove(filepath.Join(e.root, "restarts.log"))
+	return string(b)
+}
+
+func (e *testEnv) file(path string) string {
+	b, err := os.ReadFile(filepath.Join(e.root, path))
+	if err != nil {
+		return "<missing>"
+	}
+	return string(b)
+}
+
+func TestApplyRendersOnlyAffected(t *testing.T) {
+	e := newTestEnv(t, "metal-dev")
+	e.wireServices()
+	// ntp's template names a setting that does not exist yet: the motd change
+	// must not touch it.
+	e.run([]step{
+		{"PATCH", "/settings", `{"motd": "hello"}`, 204, "", ""},
+		{"POST", "/tx/commit_and_apply", "", 200, `["settings.motd"]`, ""},
+	})
+	if got := e.file("/etc/motd"); got != "hello\n" {
+		t.Fatalf("/etc/motd = %q", got)
+	}
+	if got := e.file("/etc/chrony.conf"); got != "<missing>" {
+		t.Fatalf("chrony.conf was rendered for a motd change: %q", got)
+	}
+	if got := e.restarts(); got != "motd: settings.motd\n" {
+		t.Fatalf("restarts = %q", got)
+	}
+	fi, _ := os.Stat(filepath.Join(e.root, "etc", "motd"))
+	if fi.Mode().Perm() != 0o644 {
+		t.Fatalf("motd mode %v, want the default 0644", fi.Mode().Perm())
+	}
+	// apply with no keys renders and restarts everything (boot).
+	e.run([]step{{"POST", "/tx/apply?keys=settings.motd", "", 204, "", ""}})
+	if got := e.restarts(); got != "motd: settings.motd\n" {
+		t.Fatalf("restarts after apply?keys = %q", got)
+	}
+}
+
+func TestPlanShowsDiffWithoutChanging(t *testing.T) {
+	e := newTestEnv(t, "metal-dev")
+	e.wireServices()
+	e.run([]step{
+		{"PATCH", "/settings", `{"motd": "one"}`, 204, "", ""},
+		{"POST", "/tx/commit_and_apply", "", 200, "", ""},
+		{"PATCH", "/settings?tx=next", `{"motd": "two"}`, 204, "", ""},
+	})
+	e.restarts()
+	status, body := e.do("GET", "/tx/plan?tx=next", "")
+	if status != 200 {
+		t.Fatalf("plan: %d %s", status, body)
+	}
+	var plan applier.Plan
+	if err := json.Unmarshal([]byte(body), &plan); err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Files) != 1 || plan.Files[0].Path != "/etc/motd" || !plan.Files[0].Changed ||
+		!strings.Contains(plan.Files[0].Diff, "-one\n+two\n") {
+		t.Fatalf("plan = %s", body)
+	}
+	if len(plan.Services) != 1 || plan.Services[0].Name != "motd" {
+		t.Fatalf("plan services = %+v", plan.Services)
+	}
+	if e.file("/etc/motd") != "one\n" || e.restarts() != "" {
+		t.Fatal("the plan changed the node")
+	}
+	e.run([]step{{"GET", "/tx?tx=next", "", 200, `{"motd":"two"}`, ""}, {"GET", "/tx/plan?tx=empty", "", 200, "", `"keys":[]`}})
+}
+
 func TestApplyErrorsReachCaller(t *testing.T) {
 	e := newTestEnv(t, "metal-dev")
-	e.applier.err = errors.New("template motd: boom")
+	e.wireServices()
+	os.WriteFile(filepath.Join(e.templates, "motd"), []byte("{{ .settings.nope }}\n"), 0o644)
 	e.run([]step{
 		{"PATCH", "/settings", `{"motd": "x"}`, 204, "", ""},
-		{"POST", "/tx/commit_and_apply", "", 500, "", "settings were committed, but applying them failed: apply: template motd: boom"},
+		{"POST", "/tx/commit_and_apply", "", 500, "", "settings were committed, but applying them failed:\nfile motd (/etc/motd): render"},
 		{"GET", "/settings", "", 200, `{"motd":"x"}`, ""},
-		{"POST", "/tx/apply", "", 500, "", "boom"},
 	})
-	e.applier.err = nil
-	e.run([]step{{"POST", "/tx/apply?keys=settings.motd", "", 204, "", ""}, {"POST", "/tx/apply", "", 204, "", ""}})
-	calls := e.applier.calls
-	if len(calls) != 4 || calls[1] != nil || strings.Join(calls[2], ",") != "settings.motd" || calls[3] != nil {
-		t.Fatalf("applier calls = %q", calls)
+	if e.restarts() != "" {
+		t.Fatal("motd restarted onto a broken file")
+	}
+	// A failing restart program is reported with its output; the file is written.
+	os.WriteFile(filepath.Join(e.templates, "motd"), []byte("{{ .settings.motd }}\n"), 0o644)
+	os.WriteFile(filepath.Join(e.root, "usr", "bin", "log-restart"), []byte("#!/bin/sh\necho boom >&2\nexit 3\n"), 0o755)
+	_, body := e.do("POST", "/tx/apply?keys=settings.motd", "")
+	if !strings.Contains(body, `service motd: restart command "/usr/bin/log-restart motd": exit status 3: boom`) {
+		t.Fatalf("apply error = %q", body)
+	}
+	if e.file("/etc/motd") != "x\n" {
+		t.Fatalf("motd not written: %q", e.file("/etc/motd"))
 	}
 }
 

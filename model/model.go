@@ -240,6 +240,9 @@ type ConfigurationFile struct {
 	Path         *SingleLineString `json:"path,omitempty"`
 	TemplatePath *SingleLineString `json:"template-path,omitempty"`
 	Mode         *FileMode         `json:"mode,omitempty"`
+	// RenderEach names a settings table (such as settings.host-containers)
+	// to render the file once per entry; {name} in Path is the entry's name.
+	RenderEach *SingleLineString `json:"render-each,omitempty"`
 }
 
 // CheckSection validates a non-settings section of the datastore
