@@ -22,7 +22,7 @@ const DefaultVariant = "metal-dev"
 func NewCommand() *cobra.Command {
 	var (
 		datastorePath, socketPath, variant, releasePath, root, templatesDir, runnerKind, logLevel string
-		socketGID                                                               int
+		socketGID                                                                                 int
 	)
 	cmd := &cobra.Command{
 		Use:   "apiserver",
