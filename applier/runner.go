@@ -22,9 +22,9 @@ type Runner interface {
 // ExecRunner runs restart commands as programs: split on whitespace, no
 // shell, as Bottlerocket does.
 type ExecRunner struct {
-	// Root, when not "/", is tried first as a prefix of absolute program
-	// paths, so a development tree can hold its own restart programs; it is
-	// also passed as GANTRY_ROOT.
+	// Root, when not "/", prefixes absolute program paths: a development
+	// tree holds its own restart programs, and a restart command never
+	// reaches the host's programs by accident. It is passed as GANTRY_ROOT.
 	Root    string
 	Timeout time.Duration
 }
@@ -37,8 +37,9 @@ func (r ExecRunner) Run(ctx context.Context, command string, changed []string) e
 	}
 	prog := args[0]
 	if r.Root != "" && r.Root != "/" && filepath.IsAbs(prog) {
-		if _, err := os.Stat(filepath.Join(r.Root, prog)); err == nil {
-			prog = filepath.Join(r.Root, prog)
+		prog = filepath.Join(r.Root, prog)
+		if _, err := os.Stat(prog); err != nil {
+			return fmt.Errorf("restart program %s is not under the root %s", args[0], r.Root)
 		}
 	}
 	timeout := r.Timeout

@@ -81,6 +81,8 @@ func Funcs() template.FuncMap {
 		"replace":      func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
 		"trim":         strings.TrimSpace,
 		"list":         func(v ...any) []any { return v },
+		"append":       appendList,
+		"kindIs":       kindIs,
 		"envQuote":     envQuote,
 	}
 }
@@ -285,4 +287,36 @@ func envQuote(v any) string {
 	s := fmt.Sprint(v)
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 	return `"` + r.Replace(s) + `"`
+}
+
+// appendList returns a new list of list's items followed by v.
+func appendList(list any, v ...any) ([]any, error) {
+	out := []any{}
+	if list != nil {
+		rv := reflect.ValueOf(list)
+		if rv.Kind() != reflect.Slice {
+			return nil, fmt.Errorf("append: want a list, got %T", list)
+		}
+		for i := 0; i < rv.Len(); i++ {
+			out = append(out, rv.Index(i).Interface())
+		}
+	}
+	return append(out, v...), nil
+}
+
+// kindIs reports whether v is a "slice", "map", "string", "bool" or "number".
+func kindIs(kind string, v any) bool {
+	switch v.(type) {
+	case []any:
+		return kind == "slice"
+	case map[string]any:
+		return kind == "map"
+	case string:
+		return kind == "string"
+	case bool:
+		return kind == "bool"
+	case json.Number, float64, int, int64:
+		return kind == "number"
+	}
+	return false
 }
