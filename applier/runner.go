@@ -144,11 +144,11 @@ func parseSystemctl(command string) (verb string, units []string, ok bool) {
 		return "", nil, false
 	}
 	verb, units = rest[0], rest[1:]
-	switch verb {
-	case "daemon-reload":
-		return verb, nil, len(units) == 0
-	case "restart", "try-restart", "reload-or-restart", "try-reload-or-restart", "start", "stop", "reload":
-		return verb, units, len(units) > 0
+	switch {
+	case verb == "daemon-reload" && len(units) == 0:
+		return verb, nil, true
+	case len(units) > 0 && strings.Contains(" restart try-restart reload-or-restart try-reload-or-restart start stop reload ", " "+verb+" "):
+		return verb, units, true
 	}
 	return "", nil, false
 }
