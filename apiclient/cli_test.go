@@ -1,4 +1,4 @@
-package apiclient
+package apiclient_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gantry-os/gantry/apiclient"
 	"github.com/gantry-os/gantry/apiserver"
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/model"
@@ -50,7 +51,7 @@ type result struct {
 func run(t *testing.T, socket, stdin string, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := Main(context.Background(), append([]string{"--socket-path", socket}, args...), IO{In: strings.NewReader(stdin), Out: &out, Err: &errOut})
+	code := apiclient.Main(context.Background(), append([]string{"--socket-path", socket}, args...), apiclient.IO{In: strings.NewReader(stdin), Out: &out, Err: &errOut})
 	return result{code, out.String(), errOut.String()}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -185,4 +186,22 @@ func Fetch(ctx context.Context, uri string, stdin io.Reader, hc *http.Client) (D
 		}
 		return Document{Name: uri, Data: b}, nil
 	}
+}
+
+// CommitTx commits a transaction; a transaction with nothing pending is not
+// an error (committed is false), which is what settings-committer needs at
+// every boot.
+func (c *Client) CommitTx(ctx context.Context, tx string) (keys []string, committed bool, err error) {
+	body, err := c.Raw(ctx, http.MethodPost, "/tx/commit?tx="+url.QueryEscape(tx), nil)
+	var se *StatusError
+	if errors.As(err, &se) && se.Code == http.StatusUnprocessableEntity {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if err := json.Unmarshal(body, &keys); err != nil {
+		return nil, false, fmt.Errorf("commit response is not a list of keys: %w", err)
+	}
+	return keys, true, nil
 }

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -64,7 +63,7 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			app, err := NewApplier(root, templatesDir, runnerKind)
+			app, err := applier.FromFlags(root, templatesDir, runnerKind)
 			if err != nil {
 				return err
 			}
@@ -82,10 +81,8 @@ func NewCommand() *cobra.Command {
 	f.IntVar(&socketGID, "socket-gid", -1, "group owning the socket (-1: leave as created)")
 	f.StringVar(&variant, "variant", "", "variant whose settings model to serve (default: VARIANT_ID of the release file)")
 	f.StringVar(&releasePath, "os-release", osrelease.DefaultPath, "release file to report in /os")
-	f.StringVar(&root, "root", "/", "prefix for every file the settings applier renders and every restart program it runs")
-	f.StringVar(&templatesDir, "templates-dir", "", "directory holding the templates by name (default: each file's template-path under --root)")
-	f.StringVar(&runnerKind, "service-runner", "auto", "how restart commands run: systemd (over D-Bus), exec, none, or auto (systemd when it is init)")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	applier.AddFlags(cmd, &root, &templatesDir, &runnerKind)
 	cmd.MarkFlagRequired("datastore-path")
 	return cmd
 }
@@ -93,25 +90,4 @@ func NewCommand() *cobra.Command {
 // Main runs the apiserver command and returns the process exit code.
 func Main(ctx context.Context, args []string) int {
 	return cli.Execute(ctx, NewCommand(), args, os.Stderr)
-}
-
-// NewApplier builds the settings applier the daemons share from their flags.
-func NewApplier(root, templatesDir, runnerKind string) (*applier.Applier, error) {
-	execRunner := applier.ExecRunner{Root: root}
-	var runner applier.Runner
-	switch runnerKind {
-	case "auto":
-		runner = execRunner
-		if applier.SystemdAvailable() && (root == "" || root == "/") {
-			runner = applier.SystemdRunner{Fallback: execRunner}
-		}
-	case "systemd":
-		runner = applier.SystemdRunner{Fallback: execRunner}
-	case "exec":
-		runner = execRunner
-	case "none":
-	default:
-		return nil, cli.UsageError{Err: fmt.Errorf("invalid --service-runner %q (want auto, systemd, exec or none)", runnerKind)}
-	}
-	return applier.New(applier.Options{Root: root, TemplatesDir: templatesDir, Runner: runner}), nil
 }

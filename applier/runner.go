@@ -11,6 +11,8 @@ import (
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+
+	"github.com/gantry-os/gantry/internal/procgroup"
 )
 
 // Runner runs a service's restart command. changed lists the settings that
@@ -49,6 +51,7 @@ func (r ExecRunner) Run(ctx context.Context, command string, changed []string) e
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args[1:]...)
+	procgroup.Configure(cmd)
 	cmd.Env = append(os.Environ(), "CHANGED_SETTINGS="+strings.Join(changed, " "))
 	if r.Root != "" {
 		cmd.Env = append(cmd.Env, "GANTRY_ROOT="+r.Root)

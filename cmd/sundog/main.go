@@ -1,0 +1,11 @@
+// Command sundog runs setting generators; see package sundog.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/gantry-os/gantry/sundog"
+)
+
+func main() { os.Exit(sundog.Main(context.Background(), os.Args[1:])) }
