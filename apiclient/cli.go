@@ -114,6 +114,7 @@ func NewCommand(stdio IO) *cobra.Command {
 	}
 
 	var setJSON string
+	var dryRun bool
 	setCmd := &cobra.Command{
 		Use:   "set KEY=VALUE... | set --json JSON",
 		Short: "Change settings, commit and apply them",
@@ -127,6 +128,22 @@ func NewCommand(stdio IO) *cobra.Command {
 			switch {
 			case setJSON != "" && len(args) > 0:
 				return cli.UsageError{Err: fmt.Errorf("give KEY=VALUE pairs or --json, not both")}
+			case dryRun && (setJSON != "" || len(args) > 0):
+				route, body := "/settings/keypair", []byte(nil)
+				if setJSON != "" {
+					route = "/settings"
+					if body, err = unwrapSettings([]byte(setJSON), "the --json value"); err != nil {
+						return err
+					}
+				} else {
+					body, _ = json.Marshal(map[string][]string{"request_payload": args})
+				}
+				plan, err := client().DryRun(cmd.Context(), route, [][]byte{body})
+				if err != nil {
+					return err
+				}
+				WritePlan(stdio.Out, plan)
+				return nil
 			case setJSON != "":
 				keys, err = client().SetJSON(cmd.Context(), []byte(setJSON))
 			case len(args) > 0:
@@ -144,7 +161,9 @@ func NewCommand(stdio IO) *cobra.Command {
 		},
 	}
 	setCmd.Flags().StringVarP(&setJSON, "json", "j", "", "settings as a JSON object")
+	setCmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the diff of every file the change would render, and the restarts, without changing anything")
 
+	var applyDryRun bool
 	applyCmd := &cobra.Command{
 		Use:   "apply [URI...]",
 		Short: "Apply settings documents (TOML or JSON) from files, URLs or standard input",
@@ -164,6 +183,18 @@ func NewCommand(stdio IO) *cobra.Command {
 				}
 				docs = append(docs, d)
 			}
+			if applyDryRun {
+				bodies, err := DocumentBodies(docs)
+				if err != nil {
+					return err
+				}
+				plan, err := client().DryRun(cmd.Context(), "/settings", bodies)
+				if err != nil {
+					return err
+				}
+				WritePlan(stdio.Out, plan)
+				return nil
+			}
 			keys, err := client().Apply(cmd.Context(), docs)
 			if err != nil {
 				return err
@@ -175,6 +206,7 @@ func NewCommand(stdio IO) *cobra.Command {
 		},
 	}
 
+	applyCmd.Flags().BoolVar(&applyDryRun, "dry-run", false, "show the diff of every file the documents would render, and the restarts, without changing anything")
 	cmd.AddCommand(rawCmd, getCmd, setCmd, applyCmd)
 	return cmd
 }

@@ -83,26 +83,93 @@ func unwrapSettings(doc []byte, what string) ([]byte, error) {
 // commits and applies it. On any failure the transaction is deleted, so
 // nothing is left half-staged.
 func (c *Client) patchAndCommit(ctx context.Context, txPrefix, route string, bodies [][]byte) ([]string, error) {
-	tx := TxName(txPrefix)
-	q := "?tx=" + url.QueryEscape(tx)
-	fail := func(err error) ([]string, error) {
-		c.Raw(context.WithoutCancel(ctx), http.MethodDelete, "/tx"+q, nil)
+	tx, err := c.stage(ctx, txPrefix, route, bodies)
+	if err != nil {
 		return nil, err
 	}
-	for _, b := range bodies {
-		if _, err := c.Raw(ctx, http.MethodPatch, route+q, b); err != nil {
-			return fail(err)
-		}
-	}
+	q := "?tx=" + url.QueryEscape(tx)
 	out, err := c.Raw(ctx, http.MethodPost, "/tx/commit_and_apply"+q, nil)
 	if err != nil {
-		return fail(err)
+		c.Raw(context.WithoutCancel(ctx), http.MethodDelete, "/tx"+q, nil)
+		return nil, err
 	}
 	var keys []string
 	if err := json.Unmarshal(out, &keys); err != nil {
 		return nil, fmt.Errorf("commit response is not a list of keys: %w", err)
 	}
 	return keys, nil
+}
+
+// stage PATCHes bodies into a new transaction and returns its name; on
+// failure the transaction is deleted.
+func (c *Client) stage(ctx context.Context, txPrefix, route string, bodies [][]byte) (string, error) {
+	tx := TxName(txPrefix)
+	q := "?tx=" + url.QueryEscape(tx)
+	for _, b := range bodies {
+		if _, err := c.Raw(ctx, http.MethodPatch, route+q, b); err != nil {
+			c.Raw(context.WithoutCancel(ctx), http.MethodDelete, "/tx"+q, nil)
+			return "", err
+		}
+	}
+	return tx, nil
+}
+
+// Plan is the API's answer to GET /tx/plan.
+type Plan struct {
+	Keys     []string `json:"keys"`
+	Services []struct {
+		Name            string   `json:"name"`
+		RestartCommands []string `json:"restart-commands"`
+	} `json:"services"`
+	Files []struct {
+		Name    string `json:"name"`
+		Path    string `json:"path"`
+		Changed bool   `json:"changed"`
+		Diff    string `json:"diff"`
+		Error   string `json:"error"`
+	} `json:"files"`
+}
+
+// DryRun stages bodies in a scratch transaction, asks the API what
+// committing it would change, and deletes the transaction: nothing changes.
+func (c *Client) DryRun(ctx context.Context, route string, bodies [][]byte) (*Plan, error) {
+	tx, err := c.stage(ctx, "apiclient-dry-run", route, bodies)
+	if err != nil {
+		return nil, err
+	}
+	q := "?tx=" + url.QueryEscape(tx)
+	defer c.Raw(context.WithoutCancel(ctx), http.MethodDelete, "/tx"+q, nil)
+	body, err := c.Raw(ctx, http.MethodGet, "/tx/plan"+q, nil)
+	if err != nil {
+		return nil, err
+	}
+	var p Plan
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("plan response: %w", err)
+	}
+	return &p, nil
+}
+
+// WritePlan prints a plan for people: the settings, each file's diff or
+// error, and the restarts.
+func WritePlan(w io.Writer, p *Plan) {
+	fmt.Fprintf(w, "Settings that would change: %s\n", strings.Join(p.Keys, ", "))
+	for _, f := range p.Files {
+		switch {
+		case f.Error != "":
+			fmt.Fprintf(w, "\n%s: WOULD FAIL: %s\n", f.Path, f.Error)
+		case f.Changed:
+			fmt.Fprintf(w, "\n%s", f.Diff)
+		default:
+			fmt.Fprintf(w, "\n%s: unchanged\n", f.Path)
+		}
+	}
+	for _, s := range p.Services {
+		for _, cmd := range s.RestartCommands {
+			fmt.Fprintf(w, "\nwould restart %s: %s", s.Name, cmd)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // Document is one settings source for Apply.
@@ -114,6 +181,15 @@ type Document struct {
 // Apply sends each document's settings, in order (later ones win), in one
 // transaction, then commits and applies it.
 func (c *Client) Apply(ctx context.Context, docs []Document) ([]string, error) {
+	bodies, err := DocumentBodies(docs)
+	if err != nil {
+		return nil, err
+	}
+	return c.patchAndCommit(ctx, "apiclient-apply", "/settings", bodies)
+}
+
+// DocumentBodies turns settings documents into PATCH /settings bodies.
+func DocumentBodies(docs []Document) ([][]byte, error) {
 	var bodies [][]byte
 	for _, d := range docs {
 		b, err := SettingsJSON(d)
@@ -125,7 +201,7 @@ func (c *Client) Apply(ctx context.Context, docs []Document) ([]string, error) {
 	if len(bodies) == 0 {
 		return nil, fmt.Errorf("no settings documents given")
 	}
-	return c.patchAndCommit(ctx, "apiclient-apply", "/settings", bodies)
+	return bodies, nil
 }
 
 // SettingsJSON parses a document as TOML, or else JSON, and returns the JSON
