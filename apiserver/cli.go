@@ -76,7 +76,7 @@ func NewCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&datastorePath, "datastore-path", "", "datastore to serve (the `current` link of the datastore base)")
+	f.StringVar(&datastorePath, "datastore-path", "", "datastore to serve: the \"current\" link under the datastore base")
 	f.StringVar(&socketPath, "socket-path", "/run/api.sock", "Unix socket to listen on")
 	f.IntVar(&socketGID, "socket-gid", -1, "group owning the socket (-1: leave as created)")
 	f.StringVar(&variant, "variant", "", "variant whose settings model to serve (default: VARIANT_ID of the release file)")

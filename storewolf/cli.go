@@ -66,7 +66,7 @@ func NewCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&base, "data-store-base-path", "", "datastore base directory (holds the `current` link)")
+	f.StringVar(&base, "data-store-base-path", "", "datastore base directory (holds the \"current\" link)")
 	f.StringVar(&defaultsDir, "defaults-dir", "/usr/share/gantry/defaults.d", "directory of the variant's defaults (*.toml, merged in name order)")
 	f.StringVar(&ver, "version", "", "datastore version x.y.z (default: VERSION_ID of the release file)")
 	f.StringVar(&variant, "variant", "", "variant whose model validates the defaults (default: VARIANT_ID of the release file)")
