@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/gantry-os/gantry/datastore"
 )
 
 // WriteFileAtomic replaces path with content and mode: it writes a
@@ -43,13 +45,5 @@ func WriteFileAtomic(path string, content []byte, mode string) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("replace: %w", err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	return nil
+	return datastore.SyncDir(dir)
 }

@@ -76,7 +76,7 @@ func LinkVersion(base string, v Version, dir string) error {
 			return err
 		}
 	}
-	return syncDir(base)
+	return SyncDir(base)
 }
 
 func atomicSymlink(base, target, name string) error {
@@ -110,7 +110,8 @@ func CurrentVersion(base string) (Version, string, error) {
 	return v, dir, nil
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, making renames and new entries in it durable.
+func SyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

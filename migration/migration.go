@@ -338,7 +338,7 @@ func writeAll(ctx context.Context, dir string, out stored) (err error) {
 			return fmt.Errorf("pending transaction %s: %w", tx, err)
 		}
 	}
-	return syncDir(dir)
+	return datastore.SyncDir(dir)
 }
 
 func toKeys(data map[string]json.RawMessage) (map[datastore.Key]json.RawMessage, error) {
@@ -464,16 +464,4 @@ func diff(section string, before, after map[string]json.RawMessage, mdBefore, md
 		}
 	}
 	return c
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -331,19 +331,7 @@ func copyDatastore(ctx context.Context, src, dst string) (err error) {
 	if err := out.Sync(); err != nil {
 		return err
 	}
-	return syncDir(dst)
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return datastore.SyncDir(dst)
 }
 
 // lockBase takes the migrator's exclusive lock in base, failing at once if
