@@ -133,3 +133,16 @@ func randomAlnum(n int) string {
 	}
 	return string(b)
 }
+
+// MarshalText writes the version as x.y.z.
+func (v Version) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// UnmarshalText parses x.y.z or vx.y.z.
+func (v *Version) UnmarshalText(b []byte) error {
+	p, err := ParseVersion(string(b))
+	if err != nil {
+		return err
+	}
+	*v = p
+	return nil
+}

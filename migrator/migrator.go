@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gantry-os/gantry/datastore"
+	"github.com/gantry-os/gantry/manifest"
 	"github.com/gantry-os/gantry/migration"
 )
 
@@ -139,11 +140,11 @@ func Migrate(ctx context.Context, opts Options) (Result, error) {
 	if from.Compare(opts.Target) > 0 {
 		res.Direction = migration.Backward
 	}
-	manifest, err := LoadManifest(opts.ManifestPath)
+	mf, err := manifest.Load(opts.ManifestPath)
 	if err != nil {
 		return res, err
 	}
-	names, err := manifest.FindMigrations(from, opts.Target)
+	names, err := mf.FindMigrations(from, opts.Target)
 	if err != nil {
 		return res, fmt.Errorf("migrate %s to %s: %w", from, opts.Target, err)
 	}

@@ -706,3 +706,26 @@ func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
 }
+
+func TestResolveBase(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/var/lib/gantry/datastore", "/var/lib/gantry/datastore"},
+		{"/var/lib/gantry/datastore/current", "/var/lib/gantry/datastore"},
+		{"/var/lib/gantry/datastore/current/", "/var/lib/gantry/datastore"},
+		{"/var/lib/gantry/datastore/", "/var/lib/gantry/datastore"},
+		{"current", "."},
+	}
+	for _, tt := range tests {
+		if got := ResolveBase(tt.in); got != tt.want {
+			t.Errorf("ResolveBase(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func v(s string) datastore.Version {
+	ver, err := datastore.ParseVersion(s)
+	if err != nil {
+		panic(err)
+	}
+	return ver
+}

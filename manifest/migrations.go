@@ -1,10 +1,8 @@
-package migrator
+package manifest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,13 +19,6 @@ var ErrMissingMigration = errors.New("missing migration")
 type Transition struct{ From, To datastore.Version }
 
 func (t Transition) String() string { return fmt.Sprintf("(%s, %s)", t.From, t.To) }
-
-// Manifest is the part of an update repository's manifest.json that the
-// migrator needs: for each transition, the ordered names of its migration
-// binaries. An empty list means the hop needs no migration.
-type Manifest struct {
-	Migrations map[Transition][]string
-}
 
 var transitionRe = regexp.MustCompile(`^\(\s*(v?\d+\.\d+\.\d+)\s*,\s*(v?\d+\.\d+\.\d+)\s*\)$`)
 
@@ -49,50 +40,6 @@ func ParseTransition(s string) (Transition, error) {
 		return Transition{}, fmt.Errorf("migration key %q does not go to a higher version", s)
 	}
 	return Transition{From: from, To: to}, nil
-}
-
-// ParseManifest reads a manifest document. Only its "migrations" field is
-// read; other fields (updates, waves, ...) are ignored. Keys must be
-// "(FROM, TO)" with FROM < TO, each transition may appear once, and every
-// name must be a plain file name, since it is looked up in the migration
-// directory.
-func ParseManifest(b []byte) (*Manifest, error) {
-	var doc struct {
-		Migrations map[string][]string `json:"migrations"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("parse manifest: %w", err)
-	}
-	m := &Manifest{Migrations: map[Transition][]string{}}
-	for key, names := range doc.Migrations {
-		t, err := ParseTransition(key)
-		if err != nil {
-			return nil, fmt.Errorf("manifest: %w", err)
-		}
-		if _, dup := m.Migrations[t]; dup {
-			return nil, fmt.Errorf("manifest: transition %s is listed twice", t)
-		}
-		for _, n := range names {
-			if err := checkName(n); err != nil {
-				return nil, fmt.Errorf("manifest: transition %s: %w", t, err)
-			}
-		}
-		m.Migrations[t] = append([]string{}, names...)
-	}
-	return m, nil
-}
-
-// LoadManifest reads and parses the manifest file at path.
-func LoadManifest(path string) (*Manifest, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest: %w", err)
-	}
-	m, err := ParseManifest(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, nil
 }
 
 func checkName(n string) error {

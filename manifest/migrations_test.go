@@ -1,4 +1,4 @@
-package migrator
+package manifest
 
 import (
 	"errors"
@@ -33,7 +33,7 @@ const chainManifest = `{
 }`
 
 func TestFindMigrations(t *testing.T) {
-	m, err := ParseManifest([]byte(chainManifest))
+	m, err := Parse([]byte(chainManifest))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestFindMigrations(t *testing.T) {
 	}
 }
 
-func TestParseManifest(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string
 		doc     string
@@ -101,7 +101,7 @@ func TestParseManifest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := ParseManifest([]byte(tt.doc))
+			m, err := Parse([]byte(tt.doc))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
@@ -118,30 +118,15 @@ func TestParseManifest(t *testing.T) {
 	}
 }
 
-func TestLoadManifestNamesFile(t *testing.T) {
+func TestLoadNamesFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "manifest.json")
 	if err := os.WriteFile(p, []byte(`{"migrations": {"x": []}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadManifest(p); err == nil || !strings.Contains(err.Error(), p) {
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), p) {
 		t.Errorf("err = %v, want one naming %s", err, p)
 	}
-	if _, err := LoadManifest(p + ".missing"); err == nil {
+	if _, err := Load(p + ".missing"); err == nil {
 		t.Error("a missing manifest loaded")
-	}
-}
-
-func TestResolveBase(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"/var/lib/gantry/datastore", "/var/lib/gantry/datastore"},
-		{"/var/lib/gantry/datastore/current", "/var/lib/gantry/datastore"},
-		{"/var/lib/gantry/datastore/current/", "/var/lib/gantry/datastore"},
-		{"/var/lib/gantry/datastore/", "/var/lib/gantry/datastore"},
-		{"current", "."},
-	}
-	for _, tt := range tests {
-		if got := ResolveBase(tt.in); got != tt.want {
-			t.Errorf("ResolveBase(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
