@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-os/gantry/applier"
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/model"
+	"github.com/gantry-os/gantry/updateapi"
 )
 
 // httpError is an error with the status code it maps to.
@@ -120,6 +121,12 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /metadata/setting-generators", s.handle(s.settingGenerators))
 	mux.HandleFunc("GET /services", s.handle(s.getSection("services")))
 	mux.HandleFunc("GET /configuration-files", s.handle(s.getSection("configuration-files")))
+	mux.HandleFunc("GET /updates/status", s.handle(s.updateStatus))
+	mux.HandleFunc("POST /actions/refresh-updates", s.handle(s.updateAction(updateapi.CmdRefresh)))
+	mux.HandleFunc("POST /actions/prepare-update", s.handle(s.updateAction(updateapi.CmdPrepare)))
+	mux.HandleFunc("POST /actions/activate-update", s.handle(s.updateAction(updateapi.CmdActivate)))
+	mux.HandleFunc("POST /actions/deactivate-update", s.handle(s.updateAction(updateapi.CmdDeactivate)))
+	mux.HandleFunc("POST /actions/reboot", s.handle(s.reboot))
 	return mux
 }
 

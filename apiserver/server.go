@@ -19,6 +19,7 @@ import (
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/model"
 	"github.com/gantry-os/gantry/osrelease"
+	"github.com/gantry-os/gantry/updateapi"
 )
 
 // MaxBodyBytes bounds request bodies.
@@ -32,7 +33,9 @@ type Config struct {
 	Store   *datastore.Store
 	Model   *model.Model
 	Release osrelease.Release
-	Applier *applier.Applier // nil: apply is a no-op (logged)
+	Applier *applier.Applier            // nil: apply is a no-op (logged)
+	Updates *updateapi.Manager          // nil: the update routes answer 503
+	Reboot  func(context.Context) error // nil: /actions/reboot answers 503
 	Logger  *slog.Logger
 }
 
