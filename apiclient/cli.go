@@ -207,7 +207,7 @@ func NewCommand(stdio IO) *cobra.Command {
 	}
 
 	applyCmd.Flags().BoolVar(&applyDryRun, "dry-run", false, "show the diff of every file the documents would render, and the restarts, without changing anything")
-	cmd.AddCommand(rawCmd, getCmd, setCmd, applyCmd)
+	cmd.AddCommand(rawCmd, getCmd, setCmd, applyCmd, updateCommand(client, stdio), rebootCommand(client))
 	return cmd
 }
 
@@ -251,3 +251,82 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 
 // StdIO is the process's standard streams.
 func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
+
+func printRaw(w io.Writer, body []byte) error {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Errorf("response is not JSON: %w", err)
+	}
+	return printJSON(w, v)
+}
+
+func updateCommand(client func() *Client, stdio IO) *cobra.Command {
+	cmd := &cobra.Command{Use: "update", Short: "Check for, apply or cancel an OS update"}
+	check := &cobra.Command{
+		Use: "check", Short: "Refresh the list of updates and print the update status", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			body, _, err := client().UpdateAction(c.Context(), "refresh-updates", "refresh")
+			if err != nil {
+				return err
+			}
+			return printRaw(stdio.Out, body)
+		},
+	}
+	var doCheck, reboot bool
+	apply := &cobra.Command{
+		Use: "apply [--check] [--reboot]", Short: "Write the chosen update to the inactive partitions and make it boot next", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cl := client()
+			if doCheck {
+				_, st, err := cl.UpdateAction(c.Context(), "refresh-updates", "refresh")
+				if err != nil {
+					return err
+				}
+				switch st.UpdateState {
+				case "Idle":
+					fmt.Fprintln(stdio.Err, "No updates available.")
+					return nil
+				case "Ready":
+					fmt.Fprintln(stdio.Err, "An update is already applied; reboot to use it.")
+					return nil
+				}
+			}
+			if _, _, err := cl.UpdateAction(c.Context(), "prepare-update", "prepare"); err != nil {
+				return err
+			}
+			body, _, err := cl.UpdateAction(c.Context(), "activate-update", "activate")
+			if err != nil {
+				return err
+			}
+			if reboot {
+				_, err := cl.Raw(c.Context(), http.MethodPost, "/actions/reboot", nil)
+				return err
+			}
+			return printRaw(stdio.Out, body)
+		},
+	}
+	apply.Flags().BoolVarP(&doCheck, "check", "c", false, "refresh first, and stop when there is nothing to apply")
+	apply.Flags().BoolVarP(&reboot, "reboot", "r", false, "reboot into the update once it is applied")
+	cancel := &cobra.Command{
+		Use: "cancel", Short: "Undo an applied (activated) update before rebooting", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			body, _, err := client().UpdateAction(c.Context(), "deactivate-update", "deactivate")
+			if err != nil {
+				return err
+			}
+			return printRaw(stdio.Out, body)
+		},
+	}
+	cmd.AddCommand(check, apply, cancel)
+	return cmd
+}
+
+func rebootCommand(client func() *Client) *cobra.Command {
+	return &cobra.Command{
+		Use: "reboot", Short: "Reboot the node", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := client().Raw(c.Context(), http.MethodPost, "/actions/reboot", nil)
+			return err
+		},
+	}
+}

@@ -30,6 +30,15 @@ type testEnv struct {
 	spec      *specValidator
 	root      string // where the applier renders files and finds restart programs
 	templates string
+	srv       *Server
+}
+
+// jsonField returns a top-level string field of a JSON document.
+func jsonField(doc, field string) string {
+	var m map[string]any
+	json.Unmarshal([]byte(doc), &m)
+	s, _ := m[field].(string)
+	return s
 }
 
 func newTestEnv(t *testing.T, variant string) *testEnv {
@@ -66,7 +75,7 @@ func newTestEnv(t *testing.T, variant string) *testEnv {
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 	}}}
-	return &testEnv{t: t, store: store, socket: socket, client: client, spec: loadSpec(t), root: root, templates: templates}
+	return &testEnv{t: t, store: store, socket: socket, client: client, spec: loadSpec(t), root: root, templates: templates, srv: srv}
 }
 
 // do sends a request and returns status and body, validating both against
