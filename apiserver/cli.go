@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"os"
+	"strings"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/gantry-os/gantry/internal/cli"
 	"github.com/gantry-os/gantry/model"
 	"github.com/gantry-os/gantry/osrelease"
+	"github.com/gantry-os/gantry/updog"
 )
 
 // DefaultVariant is served when neither --variant nor the release file names one.
@@ -22,6 +24,8 @@ func NewCommand() *cobra.Command {
 	var (
 		datastorePath, socketPath, variant, releasePath, root, templatesDir, runnerKind, logLevel string
 		socketGID                                                                                 int
+		upd                                                                                       UpdateOptions
+		rebootCommand                                                                             string
 	)
 	cmd := &cobra.Command{
 		Use:   "apiserver",
@@ -67,7 +71,15 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv := New(Config{Store: store, Model: m, Release: rel, Applier: app, Logger: log})
+			updates, err := NewUpdates(ctx, store, rel, upd, log)
+			if err != nil {
+				return err
+			}
+			var reboot func(context.Context) error
+			if rebootCommand != "" {
+				reboot = CommandReboot(strings.Fields(rebootCommand))
+			}
+			srv := New(Config{Store: store, Model: m, Release: rel, Applier: app, Logger: log, Updates: updates, Reboot: reboot})
 			if _, err := daemon.SdNotify(true, daemon.SdNotifyReady); err != nil {
 				log.Warn("systemd notification failed", "error", err)
 			}
@@ -83,6 +95,13 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&releasePath, "os-release", osrelease.DefaultPath, "release file to report in /os")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	applier.AddFlags(cmd, &root, &templatesDir, &runnerKind)
+	f.StringVar(&upd.StatusDir, "updates-status-dir", "/run/cache/gantry-updates", "where the update API keeps its status and lock (tmpfs)")
+	f.StringVar(&upd.RootJSON, "root-json", updog.DefaultRootJSON, "trusted root.json of the update repository (none: the update API is off)")
+	f.StringVar(&upd.MetadataDir, "metadata-directory", updog.DefaultMetadataDir, "where verified update metadata is cached")
+	f.StringVar(&upd.MigrationsDir, "migration-directory", updog.DefaultMigrationsDir, "where an update's migrations are cached")
+	f.StringVar(&upd.Disk, "update-disk", "", "disk holding the partition sets (default: the running root's disk)")
+	f.StringVar(&upd.Active, "update-active-set", "", "active set A or B, with --update-disk")
+	f.StringVar(&rebootCommand, "reboot-command", "/usr/bin/systemctl reboot --check-inhibitors=yes", "what POST /actions/reboot runs")
 	cmd.MarkFlagRequired("datastore-path")
 	return cmd
 }

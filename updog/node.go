@@ -15,6 +15,7 @@ import (
 type Region interface {
 	io.WriterAt
 	Size() int64
+	Sync() error
 }
 
 // BootSets is what updog needs of the A/B partition sets (signpost): each
@@ -87,6 +88,10 @@ func (n *Node) WriteImage(ctx context.Context, c *Client, u *manifest.Update) er
 		if err := c.StreamTarget(ctx, img.target, part, part.Size(), n.Progress); err != nil {
 			return fmt.Errorf("write the %s image: %w", img.kind, err)
 		}
+		// Durable before the set can be marked valid.
+		if err := part.Sync(); err != nil {
+			return fmt.Errorf("sync the %s partition: %w", img.kind, err)
+		}
 	}
 	if err := sets.MarkInactiveValid(); err != nil {
 		return fmt.Errorf("mark the inactive set valid: %w", err)
@@ -121,11 +126,26 @@ func (n *Node) log() *slog.Logger {
 	return n.Logger
 }
 
-// UpdateAPI adapts a Node to the update API's commands.
-type UpdateAPI struct{ Node *Node }
+// UpdateAPI adapts a Node to the update API's commands. Configure, when
+// set, refreshes the node's configuration (settings.updates) before each
+// command, so a settings change takes effect at the next refresh.
+type UpdateAPI struct {
+	Node      *Node
+	Configure func(ctx context.Context, cfg *Config) error
+}
+
+func (a UpdateAPI) configure(ctx context.Context) error {
+	if a.Configure == nil {
+		return nil
+	}
+	return a.Configure(ctx, &a.Node.Config)
+}
 
 // Refresh implements updateapi.Updater.
 func (a UpdateAPI) Refresh(ctx context.Context) ([]manifest.Update, *manifest.Update, error) {
+	if err := a.configure(ctx); err != nil {
+		return nil, nil, err
+	}
 	avail, chosen, _, err := a.Node.Check(ctx, nil, false)
 	return avail, chosen, err
 }
@@ -135,6 +155,9 @@ func (a UpdateAPI) Refresh(ctx context.Context) ([]manifest.Update, *manifest.Up
 func (a UpdateAPI) Prepare(ctx context.Context, chosen updateapi.Image) error {
 	v, err := datastore.ParseVersion(chosen.Version)
 	if err != nil {
+		return err
+	}
+	if err := a.configure(ctx); err != nil {
 		return err
 	}
 	_, u, c, err := a.Node.Check(ctx, &v, true)
