@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/manifest"
 	"github.com/gantry-os/gantry/migration"
@@ -258,14 +260,25 @@ func (r *run) removeAll() {
 	}
 }
 
-// exec runs one migration binary from src into dst.
+// exec runs one migration binary from src into dst. A migration as an
+// update repository delivers it (NAME.zst, zstd-compressed, as updog caches
+// it) is decompressed into a private directory first.
 func (r *run) exec(ctx context.Context, name, src, dst string) error {
 	bin := filepath.Join(r.opts.MigrationDir, name)
 	fi, err := os.Stat(bin)
 	if err != nil {
 		return fmt.Errorf("migration %s: %w", name, err)
 	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+	if strings.HasSuffix(name, ".zst") {
+		dir, err := os.MkdirTemp("", "gantry-migration-")
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+		defer os.RemoveAll(dir)
+		if bin, err = decompressTo(bin, filepath.Join(dir, strings.TrimSuffix(name, ".zst"))); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return fmt.Errorf("migration %s: %s is not an executable file", name, bin)
 	}
 	timeout := r.opts.StepTimeout
@@ -430,3 +443,27 @@ func (l *lineLog) flush() {
 }
 
 func (l *lineLog) last() string { return l.lastOut }
+
+// decompressTo writes the zstd-compressed file src, decompressed, to dst
+// as an executable only its owner can touch.
+func decompressTo(src, dst string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return "", fmt.Errorf("%s is not zstd: %w", src, err)
+	}
+	defer dec.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o700)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, dec); err != nil {
+		out.Close()
+		return "", fmt.Errorf("decompress %s: %w", src, err)
+	}
+	return dst, out.Close()
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/zstd"
 	"io"
 	"os"
 	"os/exec"
@@ -728,4 +729,40 @@ func v(s string) datastore.Version {
 		panic(err)
 	}
 	return ver
+}
+
+// TestCompressedMigrations runs migrations as an update repository
+// delivers them: zstd-compressed NAME.zst files, not executable.
+func TestCompressedMigrations(t *testing.T) {
+	base, _ := newBase(t, "1.0.0", storewolfLike())
+	dir := t.TempDir()
+	var names []string
+	for _, name := range v110Chain {
+		raw, err := os.ReadFile(filepath.Join(binaries(t), "migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.Create(filepath.Join(dir, name+".zst"))
+		enc, _ := zstd.NewWriter(f)
+		enc.Write(raw)
+		enc.Close()
+		f.Close()
+		names = append(names, name+".zst")
+	}
+	manifest := writeManifest(t, map[string][]string{"(1.0.0, 1.1.0)": names})
+	args := []string{"--datastore-path", base, "--migration-directory", dir, "--manifest", manifest, "--migrate-to-version", "1.1.0"}
+	if code, out := migrator(t, args...); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	got := read(t, currentIs(t, base, "1.1.0"))
+	if got.Live["configuration-files.motd.template-path"] != `"/usr/share/templates/motd-v2"` {
+		t.Fatalf("compressed migration did not run: %v", got.Live)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.zst"), []byte("not zstd"), 0o644)
+	base2, _ := newBase(t, "1.0.0", storewolfLike())
+	bad := writeManifest(t, map[string][]string{"(1.0.0, 1.1.0)": {"bad.zst"}})
+	if code, out := migrator(t, "--datastore-path", base2, "--migration-directory", dir, "--manifest", bad, "--migrate-to-version", "1.1.0"); code == 0 || !strings.Contains(out, "bad.zst") {
+		t.Fatalf("a corrupt compressed migration: exit %d\n%s", code, out)
+	}
+	currentIs(t, base2, "1.0.0")
 }
