@@ -50,7 +50,10 @@ echo "$* [$CHANGED_SETTINGS]" >> "$GANTRY_ROOT/restarts.log"
 if [ -e "$GANTRY_ROOT/fail-$2" ]; then echo "unit $2 failed to start" >&2; exit 1; fi
 `
 
-func newNode(t *testing.T, bin string) *node {
+func newNode(t *testing.T, bin string) *node { return newNodeWith(t, bin) }
+
+// newNodeWith starts a node whose apiserver gets extra flags.
+func newNodeWith(t *testing.T, bin string, apiserverArgs ...string) *node {
 	t.Helper()
 	dir := t.TempDir()
 	n := &node{t: t, bin: bin, dir: dir, root: filepath.Join(dir, "root"), socket: filepath.Join(dir, "api.sock"),
@@ -71,16 +74,18 @@ func newNode(t *testing.T, bin string) *node {
 	os.WriteFile(filepath.Join(dir, "os-release"), []byte("NAME=Gantry\nPRETTY_NAME=\"Gantry 1.0.0\"\nVARIANT_ID=metal-dev\nVERSION_ID=1.0.0\nBUILD_ID=e2e\n"), 0o644)
 	n.run("storewolf", "--data-store-base-path", filepath.Join(dir, "ds"), "--defaults-dir",
 		filepath.Join(repoRoot(t), "variants", "metal-dev", "defaults.d"), "--os-release", filepath.Join(dir, "os-release"))
-	n.startAPIServer()
+	n.startAPIServer(apiserverArgs...)
 	return n
 }
 
-func (n *node) startAPIServer() {
+func (n *node) startAPIServer(extra ...string) {
 	n.t.Helper()
 	logf, _ := os.Create(filepath.Join(n.dir, "apiserver.log"))
 	cmd := exec.Command(filepath.Join(n.bin, "apiserver"), "--datastore-path", filepath.Join(n.dir, "ds", "current"),
 		"--socket-path", n.socket, "--os-release", filepath.Join(n.dir, "os-release"),
-		"--root", n.root, "--templates-dir", n.templates, "--service-runner", "exec")
+		"--root", n.root, "--templates-dir", n.templates, "--service-runner", "exec",
+		"--updates-status-dir", filepath.Join(n.dir, "updates"), "--root-json", filepath.Join(n.dir, "no-root.json"))
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)
