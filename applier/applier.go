@@ -7,7 +7,6 @@ package applier
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -351,13 +350,4 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// jsonRoundTrip re-decodes v as JSON with exact numbers.
-func jsonRoundTrip(v any) (any, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return model.DecodeJSON(b)
 }
