@@ -23,6 +23,7 @@ func TestTemplates(t *testing.T) {
 	}{
 		{name: "motd", template: "motd", settings: `{"motd": "Welcome to Gantry!"}`},
 		{name: "hostname", template: "hostname", settings: `{"network": {"hostname": "node-1.example"}}`},
+		{name: "hostname-unset", template: "hostname", settings: `{}`},
 		{name: "chrony", template: "chrony-conf", settings: `{"ntp": {"time-servers": ["0.pool.ntp.org", "10.0.0.5"], "options": ["iburst", "minpoll 4"]}}`},
 		{name: "chrony-no-options", template: "chrony-conf", settings: `{"ntp": {"time-servers": ["time.example"]}}`},
 		{name: "sysctl", template: "sysctl-conf", settings: `{"kernel": {"sysctl": {"vm.max_map_count": "262144", "net.ipv4.ip_forward": "1"}}}`},
@@ -77,7 +78,7 @@ func TestTemplates(t *testing.T) {
 // TestTemplatesFailLoudly checks that a template whose required setting is
 // missing fails instead of rendering an empty value.
 func TestTemplatesFailLoudly(t *testing.T) {
-	for _, name := range []string{"motd", "hostname", "kubelet-config"} {
+	for _, name := range []string{"motd", "kubelet-config"} {
 		tmpl, err := Load(filepath.Join(templatesDir, name))
 		if err != nil {
 			t.Fatal(err)
