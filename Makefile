@@ -4,7 +4,7 @@ BIN := bin
 CMDS := $(notdir $(wildcard cmd/*))
 SOAK_TRIALS ?= 1000
 
-.PHONY: help build test vet fmt-check soak bench docs run clean
+.PHONY: help build image test vet fmt-check soak bench docs run run-local clean
 
 help:
 	@echo "make build   - build every command into $(BIN)/"
@@ -12,7 +12,9 @@ help:
 	@echo "make soak    - the kill -9 crash test with $(SOAK_TRIALS) trials"
 	@echo "make bench   - API benchmark against an empty handler on the same socket"
 	@echo "make docs    - regenerate docs/settings.md from the model"
-	@echo "make run     - build and start a local Gantry node (settings API on run/api.sock)"
+	@echo "make image   - build the metal-dev image into build/metal-dev"
+	@echo "make run     - build metal-dev and boot it under QEMU (API on run/metal-dev/api.sock)"
+	@echo "make run-local - start an unprivileged local node without a VM (API on run/api.sock)"
 
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
@@ -23,8 +25,12 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: vet fmt-check
-	$(GO) test -count=1 -timeout 30m ./...
+image:
+	$(GO) run ./cmd/gantry build -q
+
+# The image is built first so that the QEMU end-to-end test boots it.
+test: vet fmt-check image
+	$(GO) test -count=1 -timeout 40m ./...
 
 soak:
 	$(GO) test -count=1 -run TestCrashConsistency -v -timeout 60m ./apiserver -crash.trials=$(SOAK_TRIALS)
@@ -35,8 +41,11 @@ bench:
 docs:
 	$(GO) test ./model -run TestSettingsReferenceUpToDate -update
 
-run: build
+run: build image
+	$(BIN)/gantry run
+
+run-local: build
 	scripts/run-local.sh
 
 clean:
-	rm -rf $(BIN) run
+	rm -rf $(BIN) run build

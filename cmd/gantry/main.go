@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-os/gantry/imagebuild"
 	"github.com/gantry-os/gantry/internal/cli"
+	"github.com/gantry-os/gantry/qemu"
 	"github.com/gantry-os/gantry/tufrepo"
 )
 
@@ -21,6 +23,8 @@ func main() {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.AddCommand(tufrepo.NewCommand())
+	root.AddCommand(imagebuild.NewCommand())
+	root.AddCommand(qemu.NewCommand())
 	code := cli.Execute(ctx, root, os.Args[1:], os.Stderr)
 	stop()
 	os.Exit(code)

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package apibridge
+
+import (
+	"errors"
+	"net/netip"
+)
+
+var errNotLinux = errors.New("only supported on Linux")
+
+func finitModule(string) error                          { return errNotLinux }
+func kernelRelease() (string, error)                    { return "", errNotLinux }
+func configureLink(int, netip.Prefix, netip.Addr) error { return errNotLinux }

@@ -1,0 +1,359 @@
+package imagebuild
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/verity"
+)
+
+// fakeVariant writes a variant folder for the fake package set.
+func fakeVariant(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "fake-dev")
+	files := map[string]string{
+		"variant.toml": `name = "fake-dev"
+version = "1.2.3"
+[kernel]
+package = "fake-kernel"
+parameters = ["console=ttyS0"]
+[image]
+os-image-size-gib = 1
+[packages]
+include = ["fake-systemd"]
+exclude = ["fake-scripts"]
+[gantry]
+commands = ["signpost"]
+[settings]
+groups = ["motd", "ntp"]
+[systemd]
+enable = ["fake-daemon.service"]
+mask = ["getty.target"]
+[root]
+remove = ["/usr/share/fake/big"]
+`,
+		"defaults.d/00-base.toml":   "[settings]\nmotd = \"hi\"\n",
+		"templates/motd":            "{{settings.motd}}\n",
+		"units/fake-gantry.service": "[Service]\nExecStart=/usr/bin/signpost status\n[Install]\nWantedBy=multi-user.target\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// fakeArchive builds the fake packages and their apt repository; it
+// returns the apt folder to use as the host's.
+func fakeArchive(t *testing.T) string {
+	t.Helper()
+	repo := t.TempDir()
+	elf := "\x7fELF fake program"
+	fakeDeb(t, repo, "fake-libc", "2.36-1", "", []fakeFile{
+		{path: "/lib/x86_64-linux-gnu/libfake.so.1", data: elf},
+		{path: "/usr/share/doc/fake-libc/copyright", data: "c"},
+		{path: "/usr/share/locale/de/LC_MESSAGES/libc.mo", data: "mo"},
+		{path: "/usr/lib/locale/C.utf8/LC_CTYPE", data: "ctype"},
+	})
+	fakeDeb(t, repo, "fake-shell", "5.2-1", "", []fakeFile{
+		{path: "/bin/dash", data: elf, mode: 0o755},
+		{path: "/bin/sh", link: "dash"},
+		{path: "/usr/bin/helper-script", data: "#!/bin/sh\necho hi\n", mode: 0o755},
+	})
+	fakeDeb(t, repo, "fake-scripts", "1.0", "", []fakeFile{{path: "/usr/bin/should-not-appear", data: elf, mode: 0o755}})
+	fakeDeb(t, repo, "fake-systemd", "252.1", "Depends: fake-libc (>= 2.30), fake-shell, fake-scripts\n", []fakeFile{
+		{path: "/lib/systemd/systemd", data: elf, mode: 0o755},
+		{path: "/sbin/init", link: "/lib/systemd/systemd"},
+		{path: "/lib/systemd/system/multi-user.target", data: "[Unit]\nDescription=Multi-User\n"},
+		{path: "/lib/systemd/system/fake-daemon.service", data: "[Service]\nExecStart=/lib/systemd/systemd\n[Install]\nWantedBy=multi-user.target\n"},
+		{path: "/usr/lib/sysusers.d/basic.conf", data: "g tty 5 -\nu root 0 - /root /bin/bash\nu nobody 65534:65534 - /nonexistent /usr/sbin/nologin\ng nogroup 65534 -\n"},
+		{path: "/usr/lib/sysusers.d/systemd-journal.conf", data: "g systemd-journal - -\n"},
+		{path: "/etc/fake/fake.conf", data: "conf"},
+		{path: "/usr/share/fake/big", data: strings.Repeat("x", 10000)},
+		{path: "/usr/bin/fake-suid", data: elf, mode: os.ModeSetuid | 0o755},
+	})
+	fakeDeb(t, repo, "fake-kernel", "6.1-1", "", []fakeFile{
+		{path: "/boot/vmlinuz-6.1.0-fake", data: "fake kernel image"},
+		{path: "/boot/System.map-6.1.0-fake", data: "map"},
+		{path: "/lib/modules/6.1.0-fake/modules.builtin", data: ""},
+		{path: "/lib/modules/6.1.0-fake/kernel/fs/fake/fake.ko", data: fakeKO("fake")},
+	})
+	return fakeRepo(t, repo)
+}
+
+// TestBuildFakePackages runs the whole build on a tiny fake package set
+// from a local apt repository (no network): closure with an excluded
+// package, lock file, extraction, root configuration, pruning, erofs,
+// verity, BOOT, the disks; then builds again from the lock and compares
+// every output byte for byte.
+func TestBuildFakePackages(t *testing.T) {
+	needTools(t, "apt-get", "apt-cache", "dpkg-deb", "mkfs.erofs", "mkfs.ext4", "debugfs", "go")
+	if testing.Short() {
+		t.Skip("builds two images")
+	}
+	ctx := context.Background()
+	aptDir := fakeArchive(t)
+	vdir := fakeVariant(t)
+	rootJSON := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootJSON, []byte(`{"signed":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	epoch := int64(1700000000)
+	cache := t.TempDir()
+	opts := func(out string) Options {
+		return Options{VariantDir: vdir, Source: sourceRoot(t), Out: out, CacheDir: cache, AptSourcesDir: aptDir,
+			BuildID: "test0001", Epoch: &epoch, RootJSON: rootJSON}
+	}
+	var progress bytes.Buffer
+	o1 := opts(filepath.Join(t.TempDir(), "out"))
+	o1.Progress = &progress
+	res, err := Build(ctx, o1)
+	if err != nil {
+		t.Fatalf("%v\nprogress:\n%s", err, progress.String())
+	}
+	t.Logf("build 1:\n%s", progress.String())
+	if !res.LockWritten {
+		t.Error("the first build did not write the lock")
+	}
+	lock, err := ReadLock(filepath.Join(vdir, LockFile))
+	if err != nil || lock == nil {
+		t.Fatalf("lock: %v", err)
+	}
+	var names []string
+	for _, p := range lock.Packages {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "fake-kernel fake-libc fake-shell fake-systemd" {
+		t.Errorf("locked packages %q (fake-scripts is excluded)", got)
+	}
+	for _, step := range []string{"resolve packages", "fetch packages", "extract packages", "root filesystem (erofs)", "disk image"} {
+		if !strings.Contains(progress.String(), step) {
+			t.Errorf("progress has no step %q", step)
+		}
+	}
+
+	out := res.OutDir
+	base := "gantry-fake-dev-x86_64-1.2.3-test0001"
+	for _, n := range []string{base + ".img", base + "-data.img", "boot.img", "root.img", "hash.img", "roothash", "vmlinuz", "initrd.img", "cmdline", "build.json"} {
+		if _, err := os.Stat(filepath.Join(out, n)); err != nil {
+			t.Errorf("output %s: %v", n, err)
+		}
+	}
+	var sum Summary
+	data, err := os.ReadFile(filepath.Join(out, "build.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &sum)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.PackageCount != 4 || sum.RootHash != res.RootHash || sum.Root.CompressedBytes == 0 || len(sum.Outputs) != 9 ||
+		sum.Kernel != "6.1.0-fake" || sum.Cmdline != "console=ttyS0 gantry.roothash="+res.RootHash {
+		t.Errorf("build.json: %s", data)
+	}
+	if err := verity.Verify(ctx, filepath.Join(out, "root.img"), filepath.Join(out, "hash.img"), res.RootHash); err != nil {
+		t.Errorf("verity: %v", err)
+	}
+	checkFakeRoot(t, filepath.Join(out, "root.img"))
+	checkFakeDisks(t, out, base, res.RootHash)
+
+	// Again, from the lock this time: every output is the same.
+	res2, err := Build(ctx, opts(filepath.Join(t.TempDir(), "out")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.LockWritten {
+		t.Error("the second build rewrote a current lock")
+	}
+	compareOutputs(t, out, res2.OutDir)
+
+	// A stale lock with --locked is an error, not a new resolution.
+	v := filepath.Join(vdir, VariantFile)
+	text, _ := os.ReadFile(v)
+	if err := os.WriteFile(v, bytes.Replace(text, []byte(`include = ["fake-systemd"]`), []byte(`include = ["fake-systemd", "fake-libc"]`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o3 := opts(filepath.Join(t.TempDir(), "out"))
+	o3.Locked = true
+	if _, err := Build(ctx, o3); err == nil || !strings.Contains(err.Error(), "--locked forbids resolving") {
+		t.Errorf("stale lock with Locked: %v", err)
+	}
+}
+
+// extractRoot unpacks an erofs image with fsck.erofs.
+func extractRoot(t *testing.T, img string) string {
+	t.Helper()
+	needTools(t, "fsck.erofs")
+	dir := filepath.Join(t.TempDir(), "root")
+	if out, err := exec.Command("fsck.erofs", "--extract="+dir, img).CombinedOutput(); err != nil {
+		t.Fatalf("fsck.erofs --extract: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// walkForbidden lists the forbidden paths of an extracted root.
+func walkForbidden(t *testing.T, root string) []string {
+	t.Helper()
+	var bad []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel != "." && forbidden(filepath.ToSlash(rel)) != "" {
+			bad = append(bad, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bad
+}
+
+func checkFakeRoot(t *testing.T, img string) {
+	t.Helper()
+	root := extractRoot(t, img)
+	read := func(rel string) string {
+		data, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Errorf("%s: %v", rel, err)
+		}
+		return string(data)
+	}
+	if bad := walkForbidden(t, root); len(bad) > 0 {
+		t.Errorf("forbidden paths in the root: %v", bad)
+	}
+	for _, gone := range []string{"usr/bin/sh", "usr/bin/dash", "usr/bin/helper-script", "usr/bin/should-not-appear",
+		"usr/share/doc", "usr/share/locale", "usr/share/fake/big", "boot/vmlinuz-6.1.0-fake", "usr/lib/modules/6.1.0-fake/kernel/fs/fake/fake.ko"} {
+		if _, err := os.Lstat(filepath.Join(root, gone)); err == nil {
+			t.Errorf("/%s is in the root", gone)
+		}
+	}
+	for _, kept := range []string{"usr/lib/locale/C.utf8/LC_CTYPE", "usr/lib/x86_64-linux-gnu/libfake.so.1", "boot", "tmp", "proc",
+		"usr/share/gantry/root.json", "usr/share/templates/motd", "usr/share/gantry/defaults.d/00-base.toml",
+		"usr/share/gantry/etc-skel/passwd", "usr/share/gantry/etc-skel/fake/fake.conf", "usr/share/gantry/variant.toml",
+		"usr/lib/systemd/system/multi-user.target.wants/fake-daemon.service",
+		"usr/lib/systemd/system/multi-user.target.wants/fake-gantry.service"} {
+		if _, err := os.Lstat(filepath.Join(root, kept)); err != nil {
+			t.Errorf("/%s is missing: %v", kept, err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "tmp")); err != nil || fi.Mode()&fs.ModeSticky == 0 {
+		t.Errorf("/tmp is not sticky: %v", fi.Mode())
+	}
+	// (Set-id bits are in the image, but fsck.erofs 1.5 --extract drops
+	// them; TestExtractDeb checks them in the staging tree.)
+	if l, _ := os.Readlink(filepath.Join(root, "bin")); l != "usr/bin" {
+		t.Errorf("/bin -> %q", l)
+	}
+	if err := checkStatic(filepath.Join(root, "usr/bin/signpost")); err != nil {
+		t.Error(err)
+	}
+	osr := read("usr/lib/os-release")
+	for _, want := range []string{"NAME=Gantry\n", "ID=gantry\n", "VERSION_ID=1.2.3\n", "VARIANT_ID=fake-dev\n", "BUILD_ID=test0001\n", `PRETTY_NAME="Gantry 1.2.3 (fake-dev)"`} {
+		if !strings.Contains(osr, want) {
+			t.Errorf("os-release lacks %q:\n%s", want, osr)
+		}
+	}
+	if g := read("etc/group"); !strings.Contains(g, "api:x:274:\n") || !strings.Contains(g, "systemd-journal:x:190:\n") {
+		t.Errorf("/etc/group:\n%s", g)
+	}
+	if p := read("etc/passwd"); !strings.HasPrefix(p, "root:x:0:0:root:/root:/usr/sbin/nologin\n") {
+		t.Errorf("/etc/passwd:\n%s", p)
+	}
+	if m := read("etc/machine-id"); m != "" {
+		t.Errorf("machine-id %q", m)
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "etc/systemd/system/getty.target")); l != "/dev/null" {
+		t.Errorf("getty.target not masked: %q", l)
+	}
+}
+
+func checkFakeDisks(t *testing.T, out, base, rootHash string) {
+	t.Helper()
+	tab, err := disklayout.ReadFile(filepath.Join(out, base+".img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setA, err := tab.Partitions().Set(disklayout.SetA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setA.Boot.Attributes != disklayout.BootAAttributes {
+		t.Errorf("BOOT-A attributes %#x", setA.Boot.Attributes)
+	}
+	root, _ := os.ReadFile(filepath.Join(out, "root.img"))
+	sec, err := disklayout.OpenPartition(filepath.Join(out, base+".img"), setA.Root.Number, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(root))
+	_, err = sec.ReadAt(got, 0)
+	sec.Close()
+	if err != nil || !bytes.Equal(got, root) {
+		t.Errorf("ROOT-A does not hold root.img: %v", err)
+	}
+	data, err := disklayout.ReadFile(filepath.Join(out, base+"-data.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := data.Partitions().ByName(disklayout.NameData); !ok || p.Set != disklayout.SetB {
+		t.Errorf("data disk: no DATA-B named %s: %+v", disklayout.NameData, data.Partitions())
+	}
+	cmd, err := exec.Command("debugfs", "-R", "cat /cmdline", filepath.Join(out, "boot.img")).Output()
+	if err != nil || !strings.Contains(string(cmd), "gantry.roothash="+rootHash) {
+		t.Errorf("BOOT's cmdline %q: %v", cmd, err)
+	}
+}
+
+// compareOutputs checks that two output folders hold the same files with
+// the same SHA-256.
+func compareOutputs(t *testing.T, a, b string) {
+	t.Helper()
+	list := func(dir string) map[string]string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+		outs, err := hashFiles(dir, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums := map[string]string{}
+		for _, o := range outs {
+			sums[o.Name] = o.SHA256
+		}
+		return sums
+	}
+	sa, sb := list(a), list(b)
+	if len(sa) != len(sb) {
+		t.Errorf("outputs differ: %v vs %v", sa, sb)
+	}
+	for n, s := range sa {
+		if sb[n] != s {
+			t.Errorf("%s differs between the two builds (%s vs %s)", n, s, sb[n])
+		} else {
+			t.Logf("identical: %s %s", s[:16], n)
+		}
+	}
+}

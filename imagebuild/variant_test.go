@@ -1,0 +1,111 @@
+package imagebuild
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gantry-os/gantry/model"
+)
+
+const minimalVariant = `
+name = "custom-dev"
+[kernel]
+package = "linux-image-cloud-amd64"
+[packages]
+include = ["systemd"]
+[gantry]
+commands = ["apiserver"]
+[settings]
+groups = ["motd"]
+`
+
+func TestParseVariantDefaults(t *testing.T) {
+	v, err := ParseVariant([]byte(minimalVariant), "variant.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Arch != "x86_64" || v.Image.OSImageSizeGiB != 2 || v.Image.DataImageSizeGiB != 1 ||
+		v.Image.PartitionPlan != "split" || v.Image.RootCompression != "lz4hc" || v.Image.RootClusterKiB != 256 ||
+		v.Systemd.DefaultTarget != "multi-user.target" {
+		t.Errorf("defaults not filled in: %+v", v)
+	}
+	if got := v.Requested(); !slices.Equal(got, []string{"linux-image-cloud-amd64", "systemd"}) {
+		t.Errorf("Requested = %v", got)
+	}
+}
+
+func TestParseVariantErrors(t *testing.T) {
+	// Each case replaces text of minimalVariant (from → to), or appends to
+	// it when from is empty.
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"unknown key", "", "[image]\ncolour = \"blue\"", "unknown keys: image.colour"},
+		{"bad name", `"custom-dev"`, `"Custom Dev"`, `name "Custom Dev"`},
+		{"arch", `name = "custom-dev"`, "name = \"custom-dev\"\narch = \"riscv64\"", `"riscv64" is not supported`},
+		{"no kernel", `package = "linux-image-cloud-amd64"`, `package = ""`, "kernel.package: required"},
+		{"roothash param", "[kernel]", "[kernel]\nparameters = [\"gantry.roothash=00\"]", "the builder adds it"},
+		{"module path", "[kernel]", "[kernel]\nmodules = [\"/abs\"]", "is not a module name"},
+		{"plan", "", "[image]\npartition-plan = \"mirrored\"", `partition-plan "mirrored"`},
+		{"cluster", "", "[image]\nroot-cluster-kib = 6", "multiple of 4"},
+		{"package name", `include = ["systemd"]`, `include = ["Bad_Name"]`, `"Bad_Name" is not a Debian package name`},
+		{"include and exclude", `include = ["systemd"]`, "include = [\"systemd\"]\nexclude = [\"systemd\"]", "both included and excluded"},
+		{"no commands", `commands = ["apiserver"]`, `commands = []`, "gantry.commands: name the Gantry programs"},
+		{"init in root", `commands = ["apiserver"]`, `commands = ["gantry-init"]`, "it goes into the initramfs"},
+		{"unknown group", `groups = ["motd"]`, `groups = ["weather"]`, `unknown settings group "weather"`},
+		{"unit name", "", "[systemd]\nenable = [\"containerd\"]", `"containerd" is not a unit name`},
+		{"remove relative", "", "[root]\nremove = [\"usr/bin/x\"]", "must be an absolute path pattern"},
+		{"symlink relative", "", "[root.symlinks]\n\"usr/bin/x\" = \"y\"", "absolute, clean path"},
+		{"group gid", "", "[[groups]]\nname = \"g\"\ngid = 0", "gid 1-65533"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := minimalVariant + "\n" + tc.to + "\n"
+			if tc.from != "" {
+				if !strings.Contains(minimalVariant, tc.from) {
+					t.Fatalf("case edits %q, which is not in the base variant", tc.from)
+				}
+				text = strings.Replace(minimalVariant, tc.from, tc.to, 1)
+			}
+			_, err := ParseVariant([]byte(text), "v.toml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The repository's variants parse, and their settings groups are the
+// model's.
+func TestRepositoryVariants(t *testing.T) {
+	root := sourceRoot(t)
+	for name, groups := range model.BuiltinVariants() {
+		t.Run(name, func(t *testing.T) {
+			v, err := LoadVariant(filepath.Join(root, "variants", name), "9.9.9")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Name != name || v.Version != "9.9.9" {
+				t.Errorf("name %q version %q", v.Name, v.Version)
+			}
+			got, want := slices.Sorted(slices.Values(v.Settings.Groups)), slices.Sorted(slices.Values(groups))
+			if !slices.Equal(got, want) {
+				t.Errorf("groups %v, model says %v", got, want)
+			}
+			for _, c := range v.Gantry.Commands {
+				if m, _ := filepath.Glob(filepath.Join(root, "cmd", c, "*.go")); len(m) == 0 {
+					t.Errorf("command %s has no cmd/%s", c, c)
+				}
+			}
+		})
+	}
+}
+
+func TestBuiltinGroupsMustMatch(t *testing.T) {
+	err := checkGroups("metal-dev", []string{"motd"})
+	if err == nil || !strings.Contains(err.Error(), "model.BuiltinVariants") {
+		t.Fatalf("error %v, want a mismatch with model.BuiltinVariants", err)
+	}
+}

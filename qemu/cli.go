@@ -1,0 +1,201 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-os/gantry/internal/cli"
+)
+
+// Defaults of `gantry run`.
+const (
+	DefaultBuildDir    = "build/metal-dev"
+	DefaultUserData    = "examples/user-data.toml"
+	DefaultBootTimeout = 10 * time.Minute
+)
+
+// NewCommand returns `gantry run`.
+func NewCommand() *cobra.Command {
+	var (
+		o                    Options
+		echo, noUserData     bool
+		bootTimeout          time.Duration
+		logLevel, diskMode   string
+		userData, runDirFlag string
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Boot a Gantry image under QEMU and serve its API on a local socket",
+		Long: `run boots an image build's output (gantry build) under qemu-system-x86_64: direct kernel
+boot of vmlinuz and initrd.img with the build's kernel command line, one vCPU, KVM when
+/dev/kvm is usable and TCG otherwise. The disk image is not written: the node runs on a
+qcow2 overlay (or a sparse copy) in the run directory, which a later run of the same image
+boots again, datastore included (--fresh starts over). User data goes in through fw_cfg.
+
+The node's settings API is on <run dir>/api.sock, through QEMU's user-network port
+forward to the guest's api-bridge. The serial console is logged to <run dir>/console.log.
+run waits until the API answers, prints how to use it, and powers the node off on Ctrl-C
+(a second Ctrl-C quits QEMU at once).`,
+		Example: `  gantry run                                   # build/metal-dev, examples/user-data.toml
+  bin/apiclient --socket-path run/metal-dev/api.sock get settings
+  gantry run --fresh --console --user-data my.toml
+  gantry run --kernel vmlinuz --initrd initrd.img --image disk.img --cmdline "$(cat cmdline)" --run-dir /tmp/n1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := cli.Logger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return cli.UsageError{Err: err}
+			}
+			o.Logger = log
+			o.DiskMode = diskMode
+			explicit := o.Image != "" && o.Kernel != "" && o.Initrd != "" && o.Cmdline != ""
+			if explicit && !cmd.Flags().Changed("build-dir") {
+				o.BuildDir = ""
+			}
+			o.RunDir = runDirFlag
+			if o.RunDir == "" {
+				name := "node"
+				if o.BuildDir != "" {
+					name = filepath.Base(filepath.Clean(o.BuildDir))
+				}
+				o.RunDir = filepath.Join("run", name)
+			}
+			if !noUserData {
+				o.UserData = userData
+			}
+			if echo {
+				o.Console = cmd.OutOrStdout()
+			}
+			return runNode(cmd.Context(), o, bootTimeout, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.BuildDir, "build-dir", DefaultBuildDir, "image build output: vmlinuz, initrd.img, cmdline, gantry-*.img")
+	f.StringVar(&o.Image, "image", "", "disk image (default: the build directory's gantry-*.img)")
+	f.StringVar(&o.Kernel, "kernel", "", "kernel (default: <build dir>/vmlinuz)")
+	f.StringVar(&o.Initrd, "initrd", "", "initramfs (default: <build dir>/initrd.img)")
+	f.StringVar(&o.Cmdline, "cmdline", "", "kernel command line (default: the content of <build dir>/cmdline)")
+	f.StringArrayVar(&o.Append, "append", nil, "add to the kernel command line (repeatable)")
+	f.StringVar(&runDirFlag, "run-dir", "", "the node's disk, sockets and logs (default: run/<build dir name>)")
+	f.StringVar(&userData, "user-data", DefaultUserData, "user-data TOML passed through fw_cfg (first boot)")
+	f.BoolVar(&noUserData, "no-user-data", false, "pass no user data")
+	f.BoolVar(&o.Fresh, "fresh", false, "discard the disk of a previous run: boot for the first time")
+	f.StringVar(&diskMode, "disk-mode", "", "overlay (qcow2 on the image; needs qemu-img) or copy (default: overlay when qemu-img exists)")
+	f.StringVar(&o.DiskInterface, "disk-interface", DiskVirtio, "virtio or nvme")
+	f.IntVar(&o.MemoryMiB, "memory", DefaultMemoryMiB, "guest memory in MiB")
+	f.IntVar(&o.CPUs, "cpus", DefaultCPUs, "vCPUs (1 is fastest under TCG)")
+	f.StringVar(&o.Accel, "accel", AccelAuto, "auto (KVM when /dev/kvm is usable), kvm or tcg")
+	f.BoolVar(&o.NoReboot, "no-reboot", false, "end QEMU when the guest reboots")
+	f.IntVar(&o.HostPort, "host-port", 0, "host port on 127.0.0.1 forwarded to the guest's api-bridge (default: a free one)")
+	f.BoolVar(&echo, "console", false, "echo the serial console here too")
+	f.DurationVar(&bootTimeout, "boot-timeout", DefaultBootTimeout, "how long to wait for the API to answer")
+	f.DurationVar(&o.StopTimeout, "stop-timeout", DefaultStopTimeout, "how long to wait for the guest to power off before quitting QEMU")
+	f.StringVar(&o.QEMU, "qemu", DefaultQEMU, "QEMU system emulator")
+	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	return cmd
+}
+
+// runNode is `gantry run` once the flags are read.
+func runNode(ctx context.Context, o Options, bootTimeout time.Duration, out io.Writer) error {
+	// Our own signal channel: the first signal starts an orderly power-off,
+	// the next one cuts it short.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	n, err := Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	stop := func() error {
+		fmt.Fprintln(out, "Powering the node off (Ctrl-C again to quit QEMU at once)...")
+		sctx, scancel := context.WithCancel(context.Background())
+		defer scancel()
+		go func() {
+			select {
+			case <-sigs:
+				scancel()
+			case <-sctx.Done():
+			}
+		}()
+		if err := n.Stop(sctx); err != nil {
+			return err
+		}
+		n.Wait()
+		fmt.Fprintln(out, "Node stopped; its disk stays in", n.RunDir())
+		return nil
+	}
+
+	boot := "first boot"
+	if n.DiskReused() {
+		boot = "existing disk (not a first boot: user data is not read again; --fresh starts over)"
+	}
+	fmt.Fprintf(out, "Booting %s with %s, %s.\nConsole: %s  (tail -f it, or run with --console)\n",
+		o.Image, n.Accel(), boot, n.ConsolePath())
+
+	wctx, wcancel := context.WithTimeout(ctx, bootTimeout)
+	err = n.WaitForAPI(wctx)
+	wcancel()
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return stop()
+		}
+		serr := stop()
+		return errors.Join(err, serr)
+	}
+
+	api := "bin/apiclient --socket-path " + rel(n.SocketPath())
+	fmt.Fprintf(out, `
+Gantry node up (%s); its settings API is on %s.
+In another terminal:
+
+  %s get settings
+  %s set motd="hello from the API"
+  %s -u /os
+  %s update check
+
+Console log: %s
+Ctrl-C powers the node off; its disk stays in %s for the next run.
+`, n.Accel(), rel(n.SocketPath()), api, api, api, api, rel(n.ConsolePath()), rel(n.RunDir()))
+
+	select {
+	case <-ctx.Done():
+		return stop()
+	case <-n.Exited():
+		err := n.Wait()
+		fmt.Fprintln(out, "The node powered off.")
+		return err
+	}
+}
+
+// rel shortens path to be relative to the working directory when it is
+// below it.
+func rel(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	r, err := filepath.Rel(wd, path)
+	if err != nil || r == ".." || len(r) > 2 && r[:3] == "../" {
+		return path
+	}
+	return r
+}

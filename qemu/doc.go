@@ -1,0 +1,22 @@
+// Package qemu boots a Gantry image under qemu-system-x86_64 and gives the
+// host its settings API: `gantry run`, and Start for tests.
+//
+// A node boots by direct kernel boot from an image build's output
+// directory (vmlinuz, initrd.img, cmdline and the disk image). The disk is
+// never written: the node runs on a qcow2 overlay in its run directory
+// (or a sparse copy when qemu-img is missing), so the build output stays
+// pristine and a second run of the same image boots the same disk again,
+// datastore included. User data goes in through QEMU's fw_cfg
+// (opt/gantry/user-data), where early-boot-config reads it.
+//
+// The guest has QEMU user-mode networking with a hostfwd from a free port
+// on the host's 127.0.0.1 to the guest's api-bridge (TCP 8081), which
+// forwards to /run/api.sock. On the host a Unix socket in the run
+// directory forwards to that port, so `apiclient --socket-path
+// <run dir>/api.sock` works as it does on a node. The serial console goes
+// to <run dir>/console.log.
+//
+// The VM runs on one vCPU, with KVM when /dev/kvm can be opened read-write
+// and with TCG otherwise. Stop asks the guest to power off over QMP
+// (system_powerdown), and quits QEMU when the guest does not go in time.
+package qemu

@@ -1,0 +1,309 @@
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultQEMU        = "qemu-system-x86_64"
+	DefaultQEMUImg     = "qemu-img"
+	DefaultMemoryMiB   = 1024
+	DefaultCPUs        = 1
+	DefaultGuestPort   = 8081
+	DefaultStopTimeout = 30 * time.Second
+	// UserDataFwCfg is the fw_cfg entry early-boot-config reads
+	// (/sys/firmware/qemu_fw_cfg/by_name/opt/gantry/user-data/raw).
+	UserDataFwCfg = "opt/gantry/user-data"
+	// BridgeKernelArg turns on the guest's api-bridge unit
+	// (ConditionKernelCommandLine=gantry.api-bridge).
+	BridgeKernelArg = "gantry.api-bridge"
+)
+
+// Names of the files an image build writes into its output directory.
+const (
+	BuildKernel  = "vmlinuz"
+	BuildInitrd  = "initrd.img"
+	BuildCmdline = "cmdline"
+	// BuildImageGlob matches gantry-<variant>-<arch>-<version>-<commit>.img.
+	BuildImageGlob = "gantry-*.img"
+)
+
+// Names of the files in a run directory.
+const (
+	RunAPISocket  = "api.sock"
+	RunQMPSocket  = "qmp.sock"
+	RunConsoleLog = "console.log"
+	RunQEMULog    = "qemu.log"
+	RunLock       = "lock"
+)
+
+// Accelerators for Options.Accel.
+const (
+	AccelAuto = "auto"
+	AccelKVM  = "kvm"
+	AccelTCG  = "tcg"
+)
+
+// Disk buses for Options.DiskInterface.
+const (
+	DiskVirtio = "virtio"
+	DiskNVMe   = "nvme"
+)
+
+// Options describe a node to boot. BuildDir fills in Image, Kernel, Initrd
+// and Cmdline where they are empty; RunDir is required.
+type Options struct {
+	// BuildDir is an image build's output directory, e.g. build/metal-dev.
+	BuildDir string
+	// Image is the raw disk image; Kernel and Initrd are booted directly.
+	Image, Kernel, Initrd string
+	// Cmdline is the kernel command line; empty means the content of
+	// BuildDir/cmdline.
+	Cmdline string
+	// Append is added to the kernel command line, after Cmdline and the
+	// arguments Start adds (console=ttyS0 when no console= is given, and
+	// gantry.api-bridge unless NoAPIBridge).
+	Append []string
+	// NoAPIBridge leaves gantry.api-bridge off the command line.
+	NoAPIBridge bool
+
+	// RunDir holds the node's disk, sockets and logs.
+	RunDir string
+	// Fresh discards the disk a previous run left in RunDir, so the node
+	// boots for the first time again. Without it, the disk is kept as
+	// long as it was made from the same image file (path, size, time).
+	Fresh bool
+	// DiskMode is "overlay" (qcow2 backed by Image; needs qemu-img),
+	// "copy" (sparse copy of Image) or "" (overlay when qemu-img exists).
+	DiskMode string
+	// DiskInterface is "virtio" (default) or "nvme".
+	DiskInterface string
+
+	// UserData is a user-data file passed as fw_cfg opt/gantry/user-data;
+	// empty passes none.
+	UserData string
+
+	// MemoryMiB and CPUs size the VM (defaults 1024 and 1).
+	MemoryMiB, CPUs int
+	// Accel is "auto" (default: KVM when /dev/kvm opens read-write), "kvm"
+	// or "tcg".
+	Accel string
+	// NoReboot makes a guest reboot end QEMU (-no-reboot) instead of
+	// rebooting the VM.
+	NoReboot bool
+	// GuestPort is the api-bridge's port in the guest (default 8081).
+	GuestPort int
+	// HostPort is the host end of the port forward on 127.0.0.1; zero
+	// picks a free port.
+	HostPort int
+	// QEMU and QEMUImg name the programs (defaults qemu-system-x86_64 and
+	// qemu-img, looked up in PATH).
+	QEMU, QEMUImg string
+	// ExtraArgs are appended to QEMU's arguments.
+	ExtraArgs []string
+
+	// Console, when set, also receives the serial console.
+	Console io.Writer
+	// StopTimeout is how long Stop waits for the guest to power off
+	// before it quits QEMU (default 30s).
+	StopTimeout time.Duration
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+}
+
+// resolve fills in defaults and the build directory's files, and checks
+// that the inputs exist.
+func (o Options) resolve() (Options, error) {
+	if o.RunDir == "" {
+		return o, errors.New("no run directory")
+	}
+	if o.BuildDir != "" {
+		fill := func(p *string, name string) {
+			if *p == "" {
+				*p = filepath.Join(o.BuildDir, name)
+			}
+		}
+		fill(&o.Kernel, BuildKernel)
+		fill(&o.Initrd, BuildInitrd)
+		if o.Image == "" {
+			img, err := FindImage(o.BuildDir)
+			if err != nil {
+				return o, err
+			}
+			o.Image = img
+		}
+		if o.Cmdline == "" {
+			b, err := os.ReadFile(filepath.Join(o.BuildDir, BuildCmdline))
+			if err != nil {
+				return o, fmt.Errorf("kernel command line: %w", err)
+			}
+			o.Cmdline = strings.TrimSpace(string(b))
+		}
+	}
+	for _, f := range []struct{ what, path string }{{"disk image", o.Image}, {"kernel", o.Kernel}, {"initrd", o.Initrd}} {
+		if f.path == "" {
+			return o, fmt.Errorf("no %s (give a build directory or the file)", f.what)
+		}
+		if fi, err := os.Stat(f.path); err != nil {
+			return o, fmt.Errorf("%s: %w", f.what, err)
+		} else if fi.IsDir() {
+			return o, fmt.Errorf("%s %s is a directory", f.what, f.path)
+		}
+	}
+	if o.UserData != "" {
+		if _, err := os.Stat(o.UserData); err != nil {
+			return o, fmt.Errorf("user data: %w", err)
+		}
+	}
+	if o.MemoryMiB == 0 {
+		o.MemoryMiB = DefaultMemoryMiB
+	}
+	if o.CPUs == 0 {
+		o.CPUs = DefaultCPUs
+	}
+	if o.GuestPort == 0 {
+		o.GuestPort = DefaultGuestPort
+	}
+	if o.QEMU == "" {
+		o.QEMU = DefaultQEMU
+	}
+	if o.QEMUImg == "" {
+		o.QEMUImg = DefaultQEMUImg
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	if o.Accel == "" {
+		o.Accel = AccelAuto
+	}
+	switch o.Accel {
+	case AccelAuto, AccelKVM, AccelTCG:
+	default:
+		return o, fmt.Errorf("accelerator %q: want auto, kvm or tcg", o.Accel)
+	}
+	if o.DiskInterface == "" {
+		o.DiskInterface = DiskVirtio
+	}
+	switch o.DiskInterface {
+	case DiskVirtio, DiskNVMe:
+	default:
+		return o, fmt.Errorf("disk interface %q: want virtio or nvme", o.DiskInterface)
+	}
+	switch o.DiskMode {
+	case "", diskOverlay, diskCopy:
+	default:
+		return o, fmt.Errorf("disk mode %q: want overlay or copy", o.DiskMode)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	abs := func(p *string) error {
+		if *p == "" {
+			return nil
+		}
+		a, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("path %s: %w", *p, err)
+		}
+		*p = a
+		return nil
+	}
+	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.RunDir} {
+		if err := abs(p); err != nil {
+			return o, err
+		}
+	}
+	// sun_path holds 108 bytes with the terminating NUL.
+	if l := len(filepath.Join(o.RunDir, RunAPISocket)); l > 107 {
+		return o, fmt.Errorf("run directory %s is too long for a Unix socket path (%d bytes; at most 107)", o.RunDir, l)
+	}
+	return o, nil
+}
+
+// FindImage returns the disk image in an image build's output directory:
+// the one gantry-*.img file, or the newest when there are several.
+func FindImage(buildDir string) (string, error) {
+	matches, err := filepath.Glob(filepath.Join(buildDir, BuildImageGlob))
+	if err != nil {
+		return "", fmt.Errorf("find disk image: %w", err)
+	}
+	if len(matches) == 0 {
+		if _, err := os.Stat(buildDir); err != nil {
+			return "", fmt.Errorf("build directory: %w (run `gantry build` first)", err)
+		}
+		return "", fmt.Errorf("no %s in %s (run `gantry build` first)", BuildImageGlob, buildDir)
+	}
+	type cand struct {
+		path string
+		mod  time.Time
+	}
+	var cs []cand
+	for _, m := range matches {
+		fi, err := os.Stat(m)
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		cs = append(cs, cand{m, fi.ModTime()})
+	}
+	if len(cs) == 0 {
+		return "", fmt.Errorf("no disk image file in %s", buildDir)
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if !cs[i].mod.Equal(cs[j].mod) {
+			return cs[i].mod.After(cs[j].mod)
+		}
+		return cs[i].path > cs[j].path
+	})
+	return cs[0].path, nil
+}
+
+// KernelCmdline is the command line Start boots with: base, then
+// console=ttyS0 when base names no console, then gantry.api-bridge unless
+// noBridge (or already there), then extra. Base is kept verbatim (quoted
+// values included); the additions go before a "--", whose arguments are
+// init's.
+func KernelCmdline(base string, noBridge bool, extra []string) string {
+	head, tail := strings.TrimSpace(base), ""
+	if head == "--" || strings.HasPrefix(head, "-- ") {
+		head, tail = "", head
+	} else if i := strings.Index(head, " -- "); i >= 0 {
+		head, tail = head[:i], head[i+1:]
+	} else if strings.HasSuffix(head, " --") {
+		head, tail = strings.TrimSuffix(head, " --"), "--"
+	}
+	words := strings.Fields(head)
+	has := func(pred func(string) bool) bool {
+		for _, w := range words {
+			if pred(w) {
+				return true
+			}
+		}
+		return false
+	}
+	var add []string
+	if !has(func(w string) bool { return strings.HasPrefix(w, "console=") }) {
+		add = append(add, "console=ttyS0")
+	}
+	if !noBridge && !has(func(w string) bool { return w == BridgeKernelArg || strings.HasPrefix(w, BridgeKernelArg+"=") }) {
+		add = append(add, BridgeKernelArg)
+	}
+	for _, e := range extra {
+		add = append(add, strings.Fields(e)...)
+	}
+	parts := []string{}
+	for _, p := range append([]string{head}, append(add, tail)...) {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, " ")
+}
