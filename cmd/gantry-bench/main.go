@@ -15,9 +15,10 @@ import (
 func main() {
 	keys := flag.Int("keys", 1000, "live settings keys returned by GET /settings")
 	n := flag.Int("n", 4000, "requests per operation")
-	suite := flag.String("suite", "api", "api (settings API) or update (writing a target into a partition)")
+	suite := flag.String("suite", "api", "api (settings API), update (writing a target into a partition) or boot (image boot vs the kernel's floor)")
 	imageMiB := flag.Int("image-mib", 1024, "image size for -suite update")
 	child := flag.Bool("child-updog", false, "internal: run as updog (for -suite update)")
+	buildDir := flag.String("build-dir", "build/metal-dev", "image build to boot (for -suite boot)")
 	flag.Parse()
 	if *child {
 		os.Exit(updog.Main(context.Background(), flag.Args(), updog.OpenSignpost))
@@ -28,6 +29,16 @@ func main() {
 		os.Exit(1)
 	}
 	defer cleanup()
+	if *suite == "boot" {
+		res, err := bench.RunBoot(context.Background(), *buildDir, dir, 3)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gantry-bench:", err)
+			cleanup()
+			os.Exit(1)
+		}
+		bench.PrintBoot(os.Stdout, res)
+		return
+	}
 	if *suite == "update" {
 		self, _ := os.Executable()
 		res, err := bench.RunUpdate(context.Background(), bench.UpdateOptions{Dir: dir, ImageMiB: *imageMiB, Self: self})
