@@ -442,6 +442,13 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 		end("", err)
 		return nil, fmt.Errorf("outputs: %w", err)
 	}
+	// Disk images of earlier builds of this variant would not match the new
+	// kernel command line (its root hash): remove them so nothing boots one.
+	if stale, err := filepath.Glob(filepath.Join(in.out, fmt.Sprintf("gantry-%s-%s-*.img", v.Name, v.Arch))); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	for _, n := range append(names, "build.json") {
 		if err := os.Rename(filepath.Join(work, n), filepath.Join(in.out, n)); err != nil {
 			end("", err)
