@@ -1,15 +1,15 @@
 package apibridge
 
 import (
-	"bytes"
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gantry-os/gantry/initrd"
 )
 
 // ModuleLoader loads kernel modules and their dependencies from the
@@ -114,9 +114,7 @@ func (m ModuleLoader) Load(ctx context.Context, names ...string) ([]string, erro
 
 // ModuleName is the kernel's name for a module: dashes become underscores
 // and any .ko suffix goes.
-func ModuleName(s string) string {
-	return strings.ReplaceAll(strings.TrimSuffix(s, ".ko"), "-", "_")
-}
+func ModuleName(s string) string { return initrd.ModuleName(s) }
 
 // indexModules maps each module name to its .ko file under dir.
 func indexModules(dir string) (map[string]string, error) {
@@ -140,32 +138,7 @@ func indexModules(dir string) (map[string]string, error) {
 }
 
 // moduleDepends reads the depends= entry of a module's .modinfo section.
-func moduleDepends(path string) ([]string, error) {
-	f, err := elf.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", path, err)
-	}
-	defer f.Close()
-	sec := f.Section(".modinfo")
-	if sec == nil {
-		return nil, fmt.Errorf("module %s: no .modinfo section", path)
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("module %s: read .modinfo: %w", path, err)
-	}
-	var deps []string
-	for _, kv := range bytes.Split(data, []byte{0}) {
-		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok {
-			for _, d := range strings.Split(string(v), ",") {
-				if d = strings.TrimSpace(d); d != "" {
-					deps = append(deps, d)
-				}
-			}
-		}
-	}
-	return deps, nil
-}
+func moduleDepends(path string) ([]string, error) { return initrd.ModuleDepends(path) }
 
 func exists(path string) bool {
 	_, err := os.Stat(path)

@@ -118,6 +118,13 @@ func modinfo(path string) (map[string][]string, error) {
 	return info, nil
 }
 
+// ModuleDepends returns the modules a .ko file needs loaded first (its
+// .modinfo depends= list), by their kernel names.
+func ModuleDepends(path string) ([]string, error) {
+	hard, _, err := depends(path)
+	return hard, err
+}
+
 // depends returns a module file's hard dependencies and its soft "pre:"
 // ones.
 func depends(path string) (hard, softPre []string, err error) {
