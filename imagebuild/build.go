@@ -154,8 +154,9 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 		os.RemoveAll(work)
 	}()
 
-	// The Gantry commands, gantry-init included, build in the background
-	// while the packages are resolved, fetched and extracted.
+	// The node binary and gantry-init build in the background while the
+	// packages are resolved, fetched and extracted; then the variant's
+	// commands are checked against the node binary's.
 	goarch, _ := debArch(v.Arch)
 	binDir := filepath.Join(work, "bin")
 	type goDone struct {
@@ -165,8 +166,15 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	goCh := make(chan goDone, 1)
 	go func() {
 		end := p.step("build Gantry commands")
-		gv, err := goBuild(ctx, in.source, goarch, binDir, append(append([]string(nil), v.Gantry.Commands...), InitCommand))
-		end(fmt.Sprintf("%d commands + %s, %s", len(v.Gantry.Commands), InitCommand, gv), err)
+		gv, err := goBuild(ctx, in.source, goarch, binDir, []string{NodeBinary, InitCommand})
+		if err == nil {
+			var have []string
+			if have, err = nodeCommands(ctx, in.source, goarch, binDir); err == nil {
+				err = checkNodeCommands(v, have)
+			}
+		}
+		end(fmt.Sprintf("%s (%s) for %d commands + %s, %s", NodeBinary, mb(fileSize(filepath.Join(binDir, NodeBinary))),
+			len(v.Gantry.Commands), InitCommand, gv), err)
 		if err != nil {
 			cancel()
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -260,8 +261,9 @@ func checkFakeRoot(t *testing.T, img string) {
 	if l, _ := os.Readlink(filepath.Join(root, "bin")); l != "usr/bin" {
 		t.Errorf("/bin -> %q", l)
 	}
-	if err := checkStatic(filepath.Join(root, "usr/bin/signpost")); err != nil {
-		t.Error(err)
+	checkNodeLinks(t, root, []string{"signpost"})
+	if _, err := os.Lstat(filepath.Join(root, "usr/bin/apiserver")); err == nil {
+		t.Error("/usr/bin/apiserver is in the root; the variant names only signpost")
 	}
 	osr := read("usr/lib/os-release")
 	for _, want := range []string{"NAME=Gantry\n", "ID=gantry\n", "VERSION_ID=1.2.3\n", "VARIANT_ID=fake-dev\n", "BUILD_ID=test0001\n", `PRETTY_NAME="Gantry 1.2.3 (fake-dev)"`} {
@@ -280,6 +282,38 @@ func checkFakeRoot(t *testing.T, img string) {
 	}
 	if l, _ := os.Readlink(filepath.Join(root, "etc/systemd/system/getty.target")); l != "/dev/null" {
 		t.Errorf("getty.target not masked: %q", l)
+	}
+}
+
+// checkNodeLinks checks that the extracted root has the node binary,
+// static, and each command as a relative link to it, and that running a
+// link runs its command: signpost --help through /usr/bin/signpost.
+func checkNodeLinks(t *testing.T, root string, commands []string) {
+	t.Helper()
+	bin := filepath.Join(root, "usr/bin", NodeBinary)
+	if fi, err := os.Lstat(bin); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("/usr/bin/%s: %v, %v; want an executable file", NodeBinary, fi, err)
+	}
+	if err := checkStatic(bin); err != nil {
+		t.Error(err)
+	}
+	for _, c := range commands {
+		if l, err := os.Readlink(filepath.Join(root, "usr/bin", c)); err != nil || l != NodeBinary {
+			t.Errorf("/usr/bin/%s -> %q (%v), want a link to %s", c, l, err, NodeBinary)
+		}
+	}
+	out, err := exec.Command(bin, "--list").Output()
+	if err != nil {
+		t.Fatalf("%s --list: %v", NodeBinary, err)
+	}
+	for _, c := range commands {
+		if !slices.Contains(strings.Fields(string(out)), c) {
+			t.Errorf("%s --list lacks %s:\n%s", NodeBinary, c, out)
+		}
+	}
+	out, err = exec.Command(filepath.Join(root, "usr/bin/signpost"), "--help").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "signpost keeps the A/B boot state") || !strings.Contains(string(out), "\n  signpost [command]\n") {
+		t.Errorf("/usr/bin/signpost --help: %v\n%s", err, out)
 	}
 }
 

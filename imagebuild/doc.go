@@ -12,8 +12,9 @@
 //  3. extracts them into a staging tree with the /usr merge applied and no
 //     maintainer scripts, then supplies what those scripts would have done
 //     (accounts, machine-id, enabled units, module indexes);
-//  4. adds the Gantry commands, built static and reproducible, the variant's
-//     templates and defaults, os-release and the /etc skeleton;
+//  4. adds the Gantry commands (links to one multi-call binary, gantry-node,
+//     built static and reproducible), the variant's templates and defaults,
+//     os-release and the /etc skeleton;
 //  5. prunes documentation, locales, shells, package managers and perl, and
 //     asserts that none remain;
 //  6. makes the read-only root (erofs), its dm-verity hash tree, the BOOT

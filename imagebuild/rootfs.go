@@ -239,10 +239,16 @@ func makeEtcSkel(s *stage) error {
 	return nil
 }
 
-// installCommands copies the built Gantry programs into /usr/bin.
+// installCommands installs the node binary as /usr/bin/gantry-node and
+// makes each command name a relative link to it (/usr/bin/signpost ->
+// gantry-node), which the binary dispatches on.
 func installCommands(s *stage, binDir string, names []string) error {
+	bin := path.Join("usr/bin", NodeBinary)
+	if err := s.copyIn(filepath.Join(binDir, NodeBinary), bin, 0o755); err != nil {
+		return fmt.Errorf("install %s: %w", NodeBinary, err)
+	}
 	for _, n := range names {
-		if err := s.copyIn(filepath.Join(binDir, n), path.Join("usr/bin", n), 0o755); err != nil {
+		if err := s.symlink(NodeBinary, path.Join("usr/bin", n)); err != nil {
 			return fmt.Errorf("install %s: %w", n, err)
 		}
 	}

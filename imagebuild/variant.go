@@ -89,7 +89,8 @@ type PackageSpec struct {
 
 // GantrySpec is the [gantry] table.
 type GantrySpec struct {
-	// Commands are the cmd/<name> programs built into /usr/bin.
+	// Commands are the commands of the node binary (cmd/gantry-node)
+	// linked into /usr/bin: /usr/bin/<name> -> gantry-node.
 	Commands []string `toml:"commands"`
 }
 
@@ -144,10 +145,11 @@ var (
 	acctRE    = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
 )
 
-// forbiddenCommands are cmd/ programs that must not go into the root.
+// forbiddenCommands are names that gantry.commands must not list.
 var forbiddenCommands = map[string]string{
 	"gantry":      "it is the build tool",
 	"gantry-init": "it goes into the initramfs",
+	NodeBinary:    "it is the binary the commands link to, installed anyway",
 }
 
 // LoadVariant reads dir/variant.toml, fills in defaults and validates it.

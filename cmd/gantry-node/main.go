@@ -1,0 +1,51 @@
+// Command gantry-node is every Gantry command the node runs, in one
+// binary: the image links /usr/bin/<command> to /usr/bin/gantry-node, and
+// the name it is started under picks the command (see package multicall).
+// `gantry-node --list` prints the commands; the image builder checks a
+// variant's [gantry] commands against it.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/gantry-os/gantry/apibridge"
+	"github.com/gantry-os/gantry/apiclient"
+	"github.com/gantry-os/gantry/apiserver"
+	"github.com/gantry-os/gantry/applier"
+	"github.com/gantry-os/gantry/committer"
+	"github.com/gantry-os/gantry/earlyboot"
+	"github.com/gantry-os/gantry/generator"
+	"github.com/gantry-os/gantry/migrator"
+	"github.com/gantry-os/gantry/multicall"
+	"github.com/gantry-os/gantry/signpost"
+	"github.com/gantry-os/gantry/storewolf"
+	"github.com/gantry-os/gantry/sundog"
+	"github.com/gantry-os/gantry/updog"
+)
+
+// commands are the node's commands by the names the units run them as.
+func commands() map[string]multicall.Func {
+	return map[string]multicall.Func{
+		"api-bridge": apibridge.Main,
+		"apiclient": func(ctx context.Context, args []string) int {
+			return apiclient.Main(ctx, args, apiclient.StdIO())
+		},
+		"apiserver":          apiserver.Main,
+		"early-boot-config":  earlyboot.Main,
+		"migrator":           migrator.Main,
+		"settings-applier":   applier.Main,
+		"settings-committer": committer.Main,
+		"settings-generator": generator.Main,
+		"signpost":           signpost.Main,
+		"storewolf":          storewolf.Main,
+		"sundog":             sundog.Main,
+		"updog": func(ctx context.Context, args []string) int {
+			return updog.Main(ctx, args, updog.OpenSignpost)
+		},
+	}
+}
+
+func main() {
+	os.Exit(multicall.Binary{Name: "gantry-node", Commands: commands()}.Run(context.Background(), os.Args))
+}
