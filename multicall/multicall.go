@@ -128,9 +128,9 @@ func (b Binary) Run(ctx context.Context, argv []string) int {
 // usage is the binary's help text.
 func (b Binary) usage() string {
 	return fmt.Sprintf(`Usage:
-  <command> [arguments]            (a link named <command> to %[1]s)
   %[1]s <command> [arguments]
-  %[1]s %[2]s                  (print the command names, one a line)
+  <command> [arguments], through a link to %[1]s named <command>
+  %[1]s %[2]s, to print the command names, one a line
 
 Commands: %[3]s
 `, b.Name, ListFlag, strings.Join(b.Names(), ", "))
