@@ -22,6 +22,8 @@ type launch struct {
 	diskFmt   string // raw or qcow2
 	hostPort  int
 	qmpSocket string
+	// eventsSocket, when set, is a second QMP monitor for QEMU's events.
+	eventsSocket string
 }
 
 // escape doubles commas, QEMU's escape inside an option value.
@@ -58,8 +60,15 @@ func (l launch) args() []string {
 	a = append(a,
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", l.hostPort, o.GuestPort),
 		"-device", "virtio-net-pci,netdev=n0",
+		// An entropy source, as clouds give (RDRAND or virtio-rng): QEMU's
+		// TCG CPU has no RDRAND, and without it the guest's RNG is not ready
+		// until seconds into the boot, stalling every getrandom(2) caller.
+		"-device", "virtio-rng-pci",
 		"-qmp", fmt.Sprintf("unix:%s,server=on,wait=off", escape(l.qmpSocket)),
 	)
+	if l.eventsSocket != "" {
+		a = append(a, "-qmp", fmt.Sprintf("unix:%s,server=on,wait=off", escape(l.eventsSocket)))
+	}
 	if o.UserData != "" {
 		a = append(a, "-fw_cfg", fmt.Sprintf("name=%s,file=%s", UserDataFwCfg, escape(o.UserData)))
 	}

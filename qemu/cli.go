@@ -30,16 +30,23 @@ func NewCommand() *cobra.Command {
 		echo, noUserData     bool
 		bootTimeout          time.Duration
 		logLevel, diskMode   string
+		boot                 string
 		userData, runDirFlag string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Boot a Gantry image under QEMU and serve its API on a local socket",
-		Long: `run boots an image build's output (gantry build) under qemu-system-x86_64: direct kernel
-boot of vmlinuz and initrd.img with the build's kernel command line, one vCPU, KVM when
-/dev/kvm is usable and TCG otherwise. The disk image is not written: the node runs on a
-qcow2 overlay (or a sparse copy) in the run directory, which a later run of the same image
-boots again, datastore included (--fresh starts over). User data goes in through fw_cfg.
+		Long: `run boots an image build's output (gantry build) under qemu-system-x86_64, on one vCPU, KVM
+when /dev/kvm is usable and TCG otherwise. It acts as the node's boot loader, as GRUB does
+on a Bottlerocket node: it picks partition set A or B from the disk's GPT flags (gptprio),
+takes a try, and boots the kernel, initramfs and command line of that set's BOOT
+partition. When the guest reboots, it picks again, so updates and their automatic
+rollback work. --kernel, --initrd or --cmdline (or --boot files) boot those files
+instead, from the build directory unless given.
+
+The disk image is not written: the node runs on a sparse copy in the run directory (or,
+when booting files, a qcow2 overlay), which a later run of the same image boots again,
+datastore included (--fresh starts over). User data goes in through fw_cfg.
 
 The node's settings API is on <run dir>/api.sock, through QEMU's user-network port
 forward to the guest's api-bridge. The serial console is logged to <run dir>/console.log.
@@ -57,6 +64,14 @@ run waits until the API answers, prints how to use it, and powers the node off o
 			}
 			o.Logger = log
 			o.DiskMode = diskMode
+			switch boot {
+			case "auto":
+				o.Boot = ""
+			case BootDisk, BootFiles:
+				o.Boot = boot
+			default:
+				return cli.UsageError{Err: fmt.Errorf("--boot %q: want auto, disk or files", boot)}
+			}
 			explicit := o.Image != "" && o.Kernel != "" && o.Initrd != "" && o.Cmdline != ""
 			if explicit && !cmd.Flags().Changed("build-dir") {
 				o.BuildDir = ""
@@ -80,6 +95,7 @@ run waits until the API answers, prints how to use it, and powers the node off o
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.BuildDir, "build-dir", DefaultBuildDir, "image build output: vmlinuz, initrd.img, cmdline, gantry-*.img")
+	f.StringVar(&boot, "boot", "auto", "disk (the boot loader: the set the GPT flags choose), files (--kernel, --initrd, --cmdline), or auto (files when one is given)")
 	f.StringVar(&o.Image, "image", "", "disk image (default: the build directory's gantry-*.img)")
 	f.StringVar(&o.Kernel, "kernel", "", "kernel (default: <build dir>/vmlinuz)")
 	f.StringVar(&o.Initrd, "initrd", "", "initramfs (default: <build dir>/initrd.img)")
@@ -89,12 +105,12 @@ run waits until the API answers, prints how to use it, and powers the node off o
 	f.StringVar(&userData, "user-data", DefaultUserData, "user-data TOML passed through fw_cfg (first boot)")
 	f.BoolVar(&noUserData, "no-user-data", false, "pass no user data")
 	f.BoolVar(&o.Fresh, "fresh", false, "discard the disk of a previous run: boot for the first time")
-	f.StringVar(&diskMode, "disk-mode", "", "overlay (qcow2 on the image; needs qemu-img) or copy (default: overlay when qemu-img exists)")
+	f.StringVar(&diskMode, "disk-mode", "", "copy (sparse copy of the image) or overlay (qcow2 on the image; boot files only) (default: copy when booting from disk, else overlay when qemu-img exists)")
 	f.StringVar(&o.DiskInterface, "disk-interface", DiskVirtio, "virtio or nvme")
 	f.IntVar(&o.MemoryMiB, "memory", DefaultMemoryMiB, "guest memory in MiB")
 	f.IntVar(&o.CPUs, "cpus", DefaultCPUs, "vCPUs (1 is fastest under TCG)")
 	f.StringVar(&o.Accel, "accel", AccelAuto, "auto (KVM when /dev/kvm is usable), kvm or tcg")
-	f.BoolVar(&o.NoReboot, "no-reboot", false, "end QEMU when the guest reboots")
+	f.BoolVar(&o.NoReboot, "no-reboot", false, "end the node when the guest reboots")
 	f.IntVar(&o.HostPort, "host-port", 0, "host port on 127.0.0.1 forwarded to the guest's api-bridge (default: a free one)")
 	f.BoolVar(&echo, "console", false, "echo the serial console here too")
 	f.DurationVar(&bootTimeout, "boot-timeout", DefaultBootTimeout, "how long to wait for the API to answer")
@@ -148,8 +164,11 @@ func runNode(ctx context.Context, o Options, bootTimeout time.Duration, out io.W
 	if n.DiskReused() {
 		boot = "existing disk (not a first boot: user data is not read again; --fresh starts over)"
 	}
-	fmt.Fprintf(out, "Booting %s with %s, %s.\nConsole: %s  (tail -f it, or run with --console)\n",
-		o.Image, n.Accel(), boot, n.ConsolePath())
+	fmt.Fprintf(out, "Booting %s with %s, %s.\n", o.Image, n.Accel(), boot)
+	if b := n.Boot(); b.Set != "" {
+		fmt.Fprintf(out, "Boot loader: set %s (%s).\n", b.Set, b.Before)
+	}
+	fmt.Fprintf(out, "Console: %s  (tail -f it, or run with --console)\n", n.ConsolePath())
 
 	wctx, wcancel := context.WithTimeout(ctx, bootTimeout)
 	err = n.WaitForAPI(wctx)

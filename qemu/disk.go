@@ -59,10 +59,14 @@ func prepareDisk(ctx context.Context, o Options) (disk, error) {
 		old, err := os.ReadFile(srcFile)
 		if err == nil && string(old) == stamp {
 			for _, d := range []disk{{filepath.Join(o.RunDir, runOverlay), "qcow2", true}, {filepath.Join(o.RunDir, runCopy), "raw", true}} {
-				if _, err := os.Stat(d.path); err == nil {
-					o.Logger.Info("keeping the disk of the previous run (same image)", "disk", d.path)
-					return d, nil
+				if _, err := os.Stat(d.path); err != nil {
+					continue
 				}
+				if d.format == "qcow2" && o.Boot == BootDisk {
+					return convertToRaw(ctx, o, d.path)
+				}
+				o.Logger.Info("keeping the disk of the previous run (same image)", "disk", d.path)
+				return d, nil
 			}
 		} else if err == nil {
 			o.Logger.Info("the image changed since the last run: starting from a new disk", "image", o.Image)
@@ -99,6 +103,28 @@ func prepareDisk(ctx context.Context, o Options) (disk, error) {
 		return disk{}, err
 	}
 	o.Logger.Info("new disk", "disk", d.path, "mode", mode, "image", o.Image)
+	return d, nil
+}
+
+// convertToRaw turns the qcow2 overlay a previous run left into a sparse raw
+// disk, keeping its content (the datastore among it), because the boot
+// loader reads and writes the disk as a raw image.
+func convertToRaw(ctx context.Context, o Options, overlay string) (disk, error) {
+	d := disk{path: filepath.Join(o.RunDir, runCopy), format: "raw", reused: true}
+	tmp := d.path + ".tmp-" + strconv.Itoa(os.Getpid())
+	cmd := exec.CommandContext(ctx, o.QEMUImg, "convert", "-q", "-f", "qcow2", "-O", "raw", "-S", "4k", overlay, tmp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return disk{}, fmt.Errorf("convert the previous run's overlay %s to a raw disk for the boot loader: %w: %s", overlay, err, bytes.TrimSpace(out))
+	}
+	if err := os.Rename(tmp, d.path); err != nil {
+		os.Remove(tmp)
+		return disk{}, fmt.Errorf("convert the previous run's overlay: %w", err)
+	}
+	if err := os.Remove(overlay); err != nil {
+		return disk{}, fmt.Errorf("convert the previous run's overlay: %w", err)
+	}
+	o.Logger.Info("kept the disk of the previous run, converted from qcow2 to raw for the boot loader", "disk", d.path)
 	return d, nil
 }
 

@@ -168,6 +168,7 @@ func fakeNode(t *testing.T, env map[string]string) Options {
 	os.WriteFile(ud, []byte("[settings]\nmotd = \"fake\"\n"), 0o644)
 	return Options{
 		BuildDir: buildDir(t, "gantry-metal-dev-x86_64-0.1.0-abc.img"),
+		Boot:     BootFiles,
 		RunDir:   dir + "/run",
 		UserData: ud,
 		QEMU:     os.Args[0],

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,13 +28,18 @@ const DefaultKVMDevice = "/dev/kvm"
 type Node struct {
 	opts        Options
 	accel       string
-	cmdline     string
 	disk        disk
 	hostPort    int
-	cmd         *exec.Cmd
 	socketPath  string
 	consolePath string
 	qmpPath     string
+	eventsPath  string // QMP socket the supervisor reads SHUTDOWN from (boot disk)
+
+	// procMu guards proc and boot, which change at each reboot.
+	procMu   sync.Mutex
+	proc     *process
+	boot     Boot
+	stopping atomic.Bool // Stop was called: a reboot ends the node
 
 	lock      *os.File
 	consoleMu sync.Mutex // serializes console and stderr writes with their readers
@@ -59,6 +65,11 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	if _, err := exec.LookPath(o.QEMU); err != nil {
 		return nil, fmt.Errorf("start node: %w (on Debian: apt-get install qemu-system-x86)", err)
+	}
+	if o.Boot == BootDisk {
+		if _, err := exec.LookPath(o.Debugfs); err != nil {
+			return nil, fmt.Errorf("start node: the boot loader reads BOOT partitions with debugfs: %w (on Debian: apt-get install e2fsprogs)", err)
+		}
 	}
 	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
@@ -104,7 +115,6 @@ func start(ctx context.Context, o Options, lock *os.File) (*Node, error) {
 	n := &Node{
 		opts:        o,
 		accel:       accel,
-		cmdline:     KernelCmdline(o.Cmdline, o.NoAPIBridge, o.Append),
 		disk:        d,
 		socketPath:  filepath.Join(o.RunDir, RunAPISocket),
 		consolePath: filepath.Join(o.RunDir, RunConsoleLog),
@@ -112,6 +122,12 @@ func start(ctx context.Context, o Options, lock *os.File) (*Node, error) {
 		lock:        lock,
 		exited:      make(chan struct{}),
 		stopFlag:    make(chan struct{}),
+	}
+	if o.Boot == BootDisk {
+		n.eventsPath = filepath.Join(o.RunDir, RunQMPEventsSocket)
+	}
+	if err := n.loadBoot(ctx, 1); err != nil {
+		return nil, err
 	}
 	// A picked port can be taken between picking and QEMU's bind: try again.
 	const tries = 3
@@ -133,12 +149,14 @@ func start(ctx context.Context, o Options, lock *os.File) (*Node, error) {
 		}
 		log.Info("host port taken; trying another", "port", port)
 	}
+	go n.supervise()
 	if err := n.serveSocket(); err != nil {
+		n.stopping.Store(true)
 		n.kill()
 		return nil, err
 	}
 	log.Info("node started", "accel", accel, "disk", d.path, "host_port", n.hostPort,
-		"socket", n.socketPath, "console", n.consolePath)
+		"socket", n.socketPath, "console", n.consolePath, "boot", n.Boot().String())
 	return n, nil
 }
 
@@ -154,20 +172,36 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// launch starts QEMU and waits until its QMP monitor answers, which QEMU
-// does only once every device and the host forward are set up.
+// launch starts QEMU for the current boot (n.boot) and waits until its QMP
+// monitor answers, which QEMU does only once every device and the host
+// forward are set up. The first boot starts the console and QEMU logs
+// afresh; a reboot appends to them.
 func (n *Node) launch(ctx context.Context) error {
 	o := n.opts
+	boot := n.Boot()
 	os.Remove(n.qmpPath)
-	l := launch{opts: o, accel: n.accel, cmdline: n.cmdline, disk: n.disk.path, diskFmt: n.disk.format,
-		hostPort: n.hostPort, qmpSocket: n.qmpPath}
+	if n.eventsPath != "" {
+		os.Remove(n.eventsPath)
+	}
+	lo := o
+	lo.Kernel, lo.Initrd = boot.Kernel, boot.Initrd
+	if o.Boot == BootDisk {
+		// A reboot ends QEMU, so that the boot loader chooses again.
+		lo.NoReboot = true
+	}
+	l := launch{opts: lo, accel: n.accel, cmdline: boot.Cmdline, disk: n.disk.path, diskFmt: n.disk.format,
+		hostPort: n.hostPort, qmpSocket: n.qmpPath, eventsSocket: n.eventsPath}
 	args := l.args()
 
-	console, err := os.OpenFile(n.consolePath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	mode := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if boot.N > 1 {
+		mode = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	console, err := os.OpenFile(n.consolePath, mode, 0o644)
 	if err != nil {
 		return fmt.Errorf("console log: %w", err)
 	}
-	qlog, err := os.OpenFile(filepath.Join(o.RunDir, RunQEMULog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	qlog, err := os.OpenFile(filepath.Join(o.RunDir, RunQEMULog), mode, 0o644)
 	if err != nil {
 		console.Close()
 		return fmt.Errorf("qemu log: %w", err)
@@ -183,6 +217,9 @@ func (n *Node) launch(ctx context.Context) error {
 		w = io.MultiWriter(w, ignoreErrors{o.Console})
 	}
 	cmd.Stdout = w
+	if boot.Set != "" {
+		fmt.Fprintf(w, "gantry run: boot loader: %s\n", boot)
+	}
 	n.stderr = &bytes.Buffer{}
 	cmd.Stderr = io.MultiWriter(qlog, &lockedWriter{mu: &n.consoleMu, w: n.stderr})
 	// Its own process group, so the terminal's Ctrl-C reaches only us and
@@ -193,15 +230,15 @@ func (n *Node) launch(ctx context.Context) error {
 		qlog.Close()
 		return fmt.Errorf("run %s: %w", o.QEMU, err)
 	}
-	n.cmd = cmd
-	exited := make(chan struct{})
-	n.exited = exited
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	n.procMu.Lock()
+	n.proc = p
+	n.procMu.Unlock()
 	go func() {
-		err := cmd.Wait()
-		n.waitErr = err
+		p.err = cmd.Wait()
 		console.Close()
 		qlog.Close()
-		close(exited)
+		close(p.done)
 	}()
 
 	// Wait for QMP: it answers once QEMU's set-up is done.
@@ -211,15 +248,18 @@ func (n *Node) launch(ctx context.Context) error {
 		_, qerr := qmpCommand(qctx, n.qmpPath, "query-status")
 		cancel()
 		if qerr == nil {
+			if n.eventsPath != "" {
+				n.watchShutdown(p)
+			}
 			return nil
 		}
 		select {
-		case <-exited:
+		case <-p.done:
 			msg := strings.TrimSpace(n.stderrText())
 			if strings.Contains(msg, "hostfwd") || strings.Contains(msg, "host forwarding") {
 				return portError{fmt.Errorf("qemu could not forward 127.0.0.1:%d: %s", n.hostPort, msg)}
 			}
-			return fmt.Errorf("qemu exited at start (%v): %s", n.waitErr, msg)
+			return fmt.Errorf("qemu exited at start (%v): %s", p.err, msg)
 		case <-ctx.Done():
 			n.kill()
 			return fmt.Errorf("waiting for qemu: %w", ctx.Err())
@@ -305,8 +345,8 @@ func (n *Node) HostPort() int { return n.hostPort }
 // Accel is the accelerator QEMU runs with: kvm or tcg.
 func (n *Node) Accel() string { return n.accel }
 
-// Cmdline is the kernel command line the node booted with.
-func (n *Node) Cmdline() string { return n.cmdline }
+// Cmdline is the kernel command line of the node's current boot.
+func (n *Node) Cmdline() string { return n.Boot().Cmdline }
 
 // DiskPath is the node's writable disk in the run directory.
 func (n *Node) DiskPath() string { return n.disk.path }
@@ -318,13 +358,18 @@ func (n *Node) DiskReused() bool { return n.disk.reused }
 // RunDir is the node's run directory (absolute).
 func (n *Node) RunDir() string { return n.opts.RunDir }
 
-// PID is QEMU's process ID.
-func (n *Node) PID() int { return n.cmd.Process.Pid }
+// PID is the process ID of the current boot's QEMU.
+func (n *Node) PID() int {
+	n.procMu.Lock()
+	defer n.procMu.Unlock()
+	return n.proc.cmd.Process.Pid
+}
 
-// Exited is closed when QEMU has exited.
+// Exited is closed when the node has ended: QEMU exited and no reboot
+// follows (see Options.Boot and NoReboot).
 func (n *Node) Exited() <-chan struct{} { return n.exited }
 
-// Wait waits for QEMU to exit and returns how it ended: nil for a clean
+// Wait waits for the node to end and returns how it ended: nil for a clean
 // exit (the guest powered off, or Stop).
 func (n *Node) Wait() error {
 	<-n.exited
@@ -367,6 +412,7 @@ func (n *Node) WaitForAPI(ctx context.Context) error {
 // done, then quits QEMU, then kills it. It returns once QEMU has exited;
 // the error says only whether QEMU could be ended at all.
 func (n *Node) Stop(ctx context.Context) error {
+	n.stopping.Store(true)
 	n.stopOnce.Do(func() { n.stopErr = n.stop(ctx) })
 	return n.stopErr
 }
@@ -412,13 +458,15 @@ func (n *Node) stop(ctx context.Context) error {
 	case <-n.exited:
 		return nil
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("stop node: qemu (pid %d) did not exit after SIGKILL", n.cmd.Process.Pid)
+		return fmt.Errorf("stop node: qemu (pid %d) did not exit after SIGKILL", n.PID())
 	}
 }
 
 func (n *Node) kill() {
-	if n.cmd != nil && n.cmd.Process != nil {
-		n.cmd.Process.Kill()
+	n.procMu.Lock()
+	defer n.procMu.Unlock()
+	if n.proc != nil && n.proc.cmd.Process != nil {
+		n.proc.cmd.Process.Kill()
 	}
 }
 

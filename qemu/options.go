@@ -41,6 +41,9 @@ const (
 const (
 	RunAPISocket  = "api.sock"
 	RunQMPSocket  = "qmp.sock"
+	// RunQMPEventsSocket is a second QMP monitor, from which the node reads
+	// why QEMU ended (a guest reboot or a power-off) when booting from disk.
+	RunQMPEventsSocket = "qmp-events.sock"
 	RunConsoleLog = "console.log"
 	RunQEMULog    = "qemu.log"
 	RunLock       = "lock"
@@ -59,15 +62,22 @@ const (
 	DiskNVMe   = "nvme"
 )
 
-// Options describe a node to boot. BuildDir fills in Image, Kernel, Initrd
-// and Cmdline where they are empty; RunDir is required.
+// Options describe a node to boot. BuildDir fills in Image (and, when
+// booting files, Kernel, Initrd and Cmdline) where they are empty; RunDir
+// is required.
 type Options struct {
 	// BuildDir is an image build's output directory, e.g. build/metal-dev.
 	BuildDir string
-	// Image is the raw disk image; Kernel and Initrd are booted directly.
+	// Boot is BootDisk (the boot loader: the set the disk's GPT flags
+	// choose, with that set's kernel, initramfs and command line), BootFiles
+	// (Kernel, Initrd and Cmdline, directly), or "": files when Kernel,
+	// Initrd or Cmdline is given, else disk.
+	Boot string
+	// Image is the raw disk image; Kernel and Initrd are booted directly
+	// when booting files.
 	Image, Kernel, Initrd string
-	// Cmdline is the kernel command line; empty means the content of
-	// BuildDir/cmdline.
+	// Cmdline is the kernel command line when booting files; empty means
+	// the content of BuildDir/cmdline.
 	Cmdline string
 	// Append is added to the kernel command line, after Cmdline and the
 	// arguments Start adds (console=ttyS0 when no console= is given, and
@@ -83,7 +93,9 @@ type Options struct {
 	// long as it was made from the same image file (path, size, time).
 	Fresh bool
 	// DiskMode is "overlay" (qcow2 backed by Image; needs qemu-img),
-	// "copy" (sparse copy of Image) or "" (overlay when qemu-img exists).
+	// "copy" (sparse copy of Image) or "": copy when booting from the disk
+	// (the boot loader reads and writes it as a raw image), else overlay
+	// when qemu-img exists.
 	DiskMode string
 	// DiskInterface is "virtio" (default) or "nvme".
 	DiskInterface string
@@ -97,17 +109,17 @@ type Options struct {
 	// Accel is "auto" (default: KVM when /dev/kvm opens read-write), "kvm"
 	// or "tcg".
 	Accel string
-	// NoReboot makes a guest reboot end QEMU (-no-reboot) instead of
-	// rebooting the VM.
+	// NoReboot makes a guest reboot end the node instead of rebooting it
+	// (through the boot loader when booting from the disk).
 	NoReboot bool
 	// GuestPort is the api-bridge's port in the guest (default 8081).
 	GuestPort int
 	// HostPort is the host end of the port forward on 127.0.0.1; zero
 	// picks a free port.
 	HostPort int
-	// QEMU and QEMUImg name the programs (defaults qemu-system-x86_64 and
-	// qemu-img, looked up in PATH).
-	QEMU, QEMUImg string
+	// QEMU, QEMUImg and Debugfs name the programs (defaults
+	// qemu-system-x86_64, qemu-img and debugfs, looked up in PATH).
+	QEMU, QEMUImg, Debugfs string
 	// ExtraArgs are appended to QEMU's arguments.
 	ExtraArgs []string
 
@@ -126,14 +138,41 @@ func (o Options) resolve() (Options, error) {
 	if o.RunDir == "" {
 		return o, errors.New("no run directory")
 	}
+	explicitFiles := o.Kernel != "" || o.Initrd != "" || o.Cmdline != ""
+	switch o.Boot {
+	case "":
+		o.Boot = BootDisk
+		if explicitFiles {
+			o.Boot = BootFiles
+		}
+	case BootFiles:
+	case BootDisk:
+		if explicitFiles {
+			return o, errors.New("boot disk: the kernel, initrd and command line come from the disk's BOOT partition; " +
+				"a kernel, initrd or command line given explicitly needs boot files")
+		}
+	default:
+		return o, fmt.Errorf("boot %q: want disk or files", o.Boot)
+	}
+	if o.Boot == BootDisk {
+		switch o.DiskMode {
+		case "":
+			o.DiskMode = diskCopy
+		case diskOverlay:
+			return o, errors.New("disk mode overlay: the boot loader reads and writes the disk as a raw image; " +
+				"use disk mode copy, or boot files (--kernel, --initrd, --cmdline)")
+		}
+	}
 	if o.BuildDir != "" {
 		fill := func(p *string, name string) {
 			if *p == "" {
 				*p = filepath.Join(o.BuildDir, name)
 			}
 		}
-		fill(&o.Kernel, BuildKernel)
-		fill(&o.Initrd, BuildInitrd)
+		if o.Boot == BootFiles {
+			fill(&o.Kernel, BuildKernel)
+			fill(&o.Initrd, BuildInitrd)
+		}
 		if o.Image == "" {
 			img, err := FindImage(o.BuildDir)
 			if err != nil {
@@ -141,7 +180,7 @@ func (o Options) resolve() (Options, error) {
 			}
 			o.Image = img
 		}
-		if o.Cmdline == "" {
+		if o.Boot == BootFiles && o.Cmdline == "" {
 			b, err := os.ReadFile(filepath.Join(o.BuildDir, BuildCmdline))
 			if err != nil {
 				return o, fmt.Errorf("kernel command line: %w", err)
@@ -149,7 +188,12 @@ func (o Options) resolve() (Options, error) {
 			o.Cmdline = strings.TrimSpace(string(b))
 		}
 	}
-	for _, f := range []struct{ what, path string }{{"disk image", o.Image}, {"kernel", o.Kernel}, {"initrd", o.Initrd}} {
+	type input struct{ what, path string }
+	files := []input{{"disk image", o.Image}}
+	if o.Boot == BootFiles {
+		files = append(files, input{"kernel", o.Kernel}, input{"initrd", o.Initrd})
+	}
+	for _, f := range files {
 		if f.path == "" {
 			return o, fmt.Errorf("no %s (give a build directory or the file)", f.what)
 		}
@@ -178,6 +222,9 @@ func (o Options) resolve() (Options, error) {
 	}
 	if o.QEMUImg == "" {
 		o.QEMUImg = DefaultQEMUImg
+	}
+	if o.Debugfs == "" {
+		o.Debugfs = DefaultDebugfs
 	}
 	if o.StopTimeout == 0 {
 		o.StopTimeout = DefaultStopTimeout

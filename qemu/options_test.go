@@ -70,11 +70,30 @@ func TestResolve(t *testing.T) {
 		check   func(t *testing.T, o Options)
 	}{
 		{
-			name: "build directory fills everything",
-			opts: Options{BuildDir: bd, RunDir: "run/x", UserData: ud},
+			name: "boot disk by default: the image only, a raw copy",
+			opts: Options{BuildDir: bd, RunDir: "run/x"},
+			check: func(t *testing.T, o Options) {
+				if o.Boot != BootDisk || o.Image != filepath.Join(bd, "gantry-metal-dev-x86_64-0.1.0-abc.img") ||
+					o.Kernel != "" || o.Initrd != "" || o.Cmdline != "" || o.DiskMode != diskCopy || o.Debugfs != DefaultDebugfs {
+					t.Errorf("resolved %+v", o)
+				}
+			},
+		},
+		{
+			name: "boot disk needs no kernel in the build directory",
+			opts: Options{Image: filepath.Join(bd, "gantry-metal-dev-x86_64-0.1.0-abc.img"), RunDir: "r", Boot: BootDisk, DiskMode: diskCopy},
+			check: func(t *testing.T, o Options) {
+				if o.Boot != BootDisk || o.Kernel != "" {
+					t.Errorf("resolved %+v", o)
+				}
+			},
+		},
+		{
+			name: "boot files: the build directory fills everything",
+			opts: Options{BuildDir: bd, RunDir: "run/x", UserData: ud, Boot: BootFiles},
 			check: func(t *testing.T, o Options) {
 				if o.Image != filepath.Join(bd, "gantry-metal-dev-x86_64-0.1.0-abc.img") || o.Kernel != filepath.Join(bd, BuildKernel) ||
-					o.Initrd != filepath.Join(bd, BuildInitrd) || o.Cmdline != "ro gantry.roothash=00ff" {
+					o.Initrd != filepath.Join(bd, BuildInitrd) || o.Cmdline != "ro gantry.roothash=00ff" || o.DiskMode != "" {
 					t.Errorf("resolved %+v", o)
 				}
 				if !filepath.IsAbs(o.RunDir) || o.MemoryMiB != 1024 || o.CPUs != 1 || o.GuestPort != 8081 ||
@@ -87,11 +106,15 @@ func TestResolve(t *testing.T) {
 			name: "explicit files win over the build directory",
 			opts: Options{BuildDir: bd, RunDir: "r", Kernel: ud, Cmdline: "console=hvc0", MemoryMiB: 2048, StopTimeout: time.Second},
 			check: func(t *testing.T, o Options) {
-				if o.Kernel != ud || o.Cmdline != "console=hvc0" || o.MemoryMiB != 2048 || o.StopTimeout != time.Second {
+				if o.Boot != BootFiles || o.Kernel != ud || o.Cmdline != "console=hvc0" || o.MemoryMiB != 2048 || o.StopTimeout != time.Second {
 					t.Errorf("resolved %+v", o)
 				}
 			},
 		},
+		{name: "boot disk with a kernel", opts: Options{BuildDir: bd, RunDir: "r", Boot: BootDisk, Kernel: ud}, wantErr: "needs boot files"},
+		{name: "boot disk on an overlay", opts: Options{BuildDir: bd, RunDir: "r", DiskMode: diskOverlay}, wantErr: "raw image"},
+		{name: "bad boot", opts: Options{BuildDir: bd, RunDir: "r", Boot: "pxe"}, wantErr: `boot "pxe"`},
+		{name: "boot files without a kernel", opts: Options{Image: ud, RunDir: "r", Boot: BootFiles}, wantErr: "no kernel"},
 		{name: "no run directory", opts: Options{BuildDir: bd}, wantErr: "no run directory"},
 		{name: "missing build directory", opts: Options{BuildDir: filepath.Join(bd, "nope"), RunDir: "r"}, wantErr: "gantry build"},
 		{name: "no image in build directory", opts: Options{BuildDir: buildDir(t), RunDir: "r"}, wantErr: "no gantry-*.img"},
