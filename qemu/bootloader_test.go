@@ -84,7 +84,9 @@ func setFlags(t *testing.T, img string, a, b signpost.Prio) {
 
 func TestBootFromDisk(t *testing.T) {
 	template := bootDisk(t)
-	prio := func(p, tries int, ok bool) signpost.Prio { return signpost.Prio{Priority: p, TriesLeft: tries, Successful: ok} }
+	prio := func(p, tries int, ok bool) signpost.Prio {
+		return signpost.Prio{Priority: p, TriesLeft: tries, Successful: ok}
+	}
 	fresh := prio(1, 0, true)
 	tests := []struct {
 		name         string

@@ -39,14 +39,14 @@ const (
 
 // Names of the files in a run directory.
 const (
-	RunAPISocket  = "api.sock"
-	RunQMPSocket  = "qmp.sock"
+	RunAPISocket = "api.sock"
+	RunQMPSocket = "qmp.sock"
 	// RunQMPEventsSocket is a second QMP monitor, from which the node reads
 	// why QEMU ended (a guest reboot or a power-off) when booting from disk.
 	RunQMPEventsSocket = "qmp-events.sock"
-	RunConsoleLog = "console.log"
-	RunQEMULog    = "qemu.log"
-	RunLock       = "lock"
+	RunConsoleLog      = "console.log"
+	RunQEMULog         = "qemu.log"
+	RunLock            = "lock"
 )
 
 // Accelerators for Options.Accel.
