@@ -1,0 +1,12 @@
+// Command prepare-local-fs formats the node's PRIVATE and DATA partitions at
+// first boot; see package localfs.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/gantry-os/gantry/localfs"
+)
+
+func main() { os.Exit(localfs.Main(context.Background(), os.Args[1:])) }
