@@ -161,20 +161,12 @@ func loadModules(con Console) error {
 	}
 	var loaded []string
 	for _, p := range list {
-		name := initrd.ModuleName(p)
-		mf, err := os.Open(p)
-		if err != nil {
-			con.Printf("warning: module %s: %v", name, err)
-			continue
-		}
-		err = unix.FinitModule(int(mf.Fd()), "", 0)
-		mf.Close()
+		inserted, err := initrd.InsertModule(p)
 		switch {
-		case err == nil:
-			loaded = append(loaded, name)
-		case errors.Is(err, unix.EEXIST):
-		default:
-			con.Printf("warning: loading module %s: %v", name, err)
+		case err != nil:
+			con.Printf("warning: %v", err)
+		case inserted:
+			loaded = append(loaded, initrd.ModuleName(p))
 		}
 	}
 	con.Printf("loaded %d modules: %s", len(loaded), strings.Join(loaded, " "))
