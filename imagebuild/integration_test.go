@@ -13,12 +13,9 @@ import (
 	"github.com/gantry-os/gantry/version"
 )
 
-// rootSizeGoal is what the compressed root of metal-dev should stay under;
-// rootSizeLimit is where the test fails.
-const (
-	rootSizeGoal  = 80_000_000
-	rootSizeLimit = 120_000_000
-)
+// rootSizeGoal is what the compressed root of metal-dev must stay under
+// (docs/PERFORMANCE.md, Image size); the test fails above it.
+const rootSizeGoal = 80_000_000
 
 // TestBuildMetalDev builds the real metal-dev image twice from the
 // repository's packages.lock (a copy: the test never writes into the
@@ -68,10 +65,7 @@ func TestBuildMetalDev(t *testing.T) {
 		res.PackageCount, mb(res.Root.CompressedBytes), mb(res.Root.UncompressedBytes), mb(rootSizeGoal), mb(res.Root.HashBytes),
 		mb(res.Boot.ImageBytes), mb(res.Boot.VmlinuzBytes), mb(res.Boot.InitrdBytes), res.Root.ModulesKept, res.Root.ModulesShipped)
 	if res.Root.CompressedBytes > rootSizeGoal {
-		t.Logf("the compressed root is over the %s goal (see docs/variants.md, Size)", mb(rootSizeGoal))
-	}
-	if res.Root.CompressedBytes > rootSizeLimit {
-		t.Errorf("compressed root %s is over the %s limit", mb(res.Root.CompressedBytes), mb(rootSizeLimit))
+		t.Errorf("compressed root %s is over the %s goal (see docs/variants.md, Size)", mb(res.Root.CompressedBytes), mb(rootSizeGoal))
 	}
 	compareOutputs(t, results[0].OutDir, results[1].OutDir)
 
