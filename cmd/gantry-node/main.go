@@ -16,8 +16,10 @@ import (
 	"github.com/gantry-os/gantry/committer"
 	"github.com/gantry-os/gantry/earlyboot"
 	"github.com/gantry-os/gantry/generator"
+	"github.com/gantry-os/gantry/localfs"
 	"github.com/gantry-os/gantry/migrator"
 	"github.com/gantry-os/gantry/multicall"
+	"github.com/gantry-os/gantry/powerbutton"
 	"github.com/gantry-os/gantry/signpost"
 	"github.com/gantry-os/gantry/storewolf"
 	"github.com/gantry-os/gantry/sundog"
@@ -34,6 +36,8 @@ func commands() map[string]multicall.Func {
 		"apiserver":          apiserver.Main,
 		"early-boot-config":  earlyboot.Main,
 		"migrator":           migrator.Main,
+		"power-button":       powerbutton.Main,
+		"prepare-local-fs":   localfs.Main,
 		"settings-applier":   applier.Main,
 		"settings-committer": committer.Main,
 		"settings-generator": generator.Main,
