@@ -73,6 +73,9 @@ func Boot(ctx context.Context, con Console, args, env []string) error {
 	if err != nil {
 		return err
 	}
+	if err := LinkPartitions("/dev", disk); err != nil {
+		con.Printf("warning: %v", err)
+	}
 	set, why, err := ChooseSet(disk.Partitions, cmd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", disk.Path, err)
