@@ -188,7 +188,11 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	defer func() {
 		if err != nil {
 			cancel()
-			<-goCh
+			// A failed Go build cancels the package steps; report its
+			// error, not the cancelled step's.
+			if d := <-goCh; d.err != nil && !errors.Is(d.err, context.Canceled) {
+				err = d.err
+			}
 		}
 	}()
 

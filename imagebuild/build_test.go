@@ -192,6 +192,17 @@ func TestBuildFakePackages(t *testing.T) {
 	if _, err := Build(ctx, o3); err == nil || !strings.Contains(err.Error(), "--locked forbids resolving") {
 		t.Errorf("stale lock with Locked: %v", err)
 	}
+
+	// A command that gantry-node does not have fails the build, naming the
+	// variant file and the command.
+	text, _ = os.ReadFile(v)
+	if err := os.WriteFile(v, bytes.Replace(text, []byte(`commands = ["signpost"]`), []byte(`commands = ["signpost", "power-knob"]`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := v + ": gantry.commands names power-knob, which gantry-node does not have"
+	if _, err := Build(ctx, opts(filepath.Join(t.TempDir(), "out"))); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("unknown command: %v, want %q", err, want)
+	}
 }
 
 // extractRoot unpacks an erofs image with fsck.erofs.
