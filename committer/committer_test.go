@@ -3,49 +3,20 @@ package committer_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/gantry-os/gantry/apiclient"
-	"github.com/gantry-os/gantry/apiserver"
 	"github.com/gantry-os/gantry/committer"
-	"github.com/gantry-os/gantry/datastore"
+	"github.com/gantry-os/gantry/internal/apitest"
 	"github.com/gantry-os/gantry/internal/cli"
-	"github.com/gantry-os/gantry/model"
-	"github.com/gantry-os/gantry/osrelease"
 	"github.com/gantry-os/gantry/storewolf"
 )
 
-// serve runs a real apiserver over a real datastore on a Unix socket.
-func serve(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	store, err := datastore.Open(context.Background(), dir, datastore.OpenOptions{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := model.ForVariant("metal-dev")
-	socket := filepath.Join(dir, "api.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	ln, err := apiserver.Listen(ctx, socket, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := apiserver.New(apiserver.Config{Store: store, Model: m, Release: osrelease.Release{VariantID: "metal-dev", VersionID: "1.0.0", Arch: "x86_64"},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; store.Close() })
-	return socket
-}
-
 func TestCommit(t *testing.T) {
-	socket := serve(t)
-	api := apiclient.New(socket)
+	node := apitest.Start(t, "metal-dev")
+	socket, api := node.Socket, node.API
 	ctx := context.Background()
 	stage := func(tx, doc string) {
 		t.Helper()
