@@ -22,10 +22,10 @@ const DefaultVariant = "metal-dev"
 // NewCommand returns the apiserver command line.
 func NewCommand() *cobra.Command {
 	var (
-		datastorePath, socketPath, variant, releasePath, root, templatesDir, runnerKind, logLevel string
-		socketGID                                                                                 int
-		upd                                                                                       UpdateOptions
-		rebootCommand                                                                             string
+		datastorePath, socketPath, variant, groupsFile, releasePath, root, templatesDir, runnerKind, logLevel string
+		socketGID                                                                                             int
+		upd                                                                                                   UpdateOptions
+		rebootCommand                                                                                         string
 	)
 	cmd := &cobra.Command{
 		Use:   "apiserver",
@@ -54,7 +54,7 @@ func NewCommand() *cobra.Command {
 			if rel.VariantID == "" {
 				rel.VariantID = variant
 			}
-			m, err := model.ForVariant(variant)
+			m, err := model.Load(variant, groupsFile)
 			if err != nil {
 				return err
 			}
@@ -92,6 +92,7 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&socketPath, "socket-path", "/run/api.sock", "Unix socket to listen on")
 	f.IntVar(&socketGID, "socket-gid", -1, "group owning the socket (-1: leave as created)")
 	f.StringVar(&variant, "variant", "", "variant whose settings model to serve (default: VARIANT_ID of the release file)")
+	f.StringVar(&groupsFile, "settings-groups", model.DefaultGroupsFile, "the variant's settings groups, installed by the image builder (absent: the built-in variants)")
 	f.StringVar(&releasePath, "os-release", osrelease.DefaultPath, "release file to report in /os")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	applier.AddFlags(cmd, &root, &templatesDir, &runnerKind)
@@ -101,7 +102,11 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&upd.MigrationsDir, "migration-directory", updog.DefaultMigrationsDir, "where an update's migrations are cached")
 	f.StringVar(&upd.Disk, "update-disk", "", "disk holding the partition sets (default: the running root's disk)")
 	f.StringVar(&upd.Active, "update-active-set", "", "active set A or B, with --update-disk")
-	f.StringVar(&rebootCommand, "reboot-command", "/usr/bin/systemctl reboot --check-inhibitors=yes", "what POST /actions/reboot runs")
+	// Not --check-inhibitors=yes: that asks logind over D-Bus, and a node
+	// has neither, so every reboot failed. As root without a terminal,
+	// systemctl skips the inhibitor check and falls back from logind to
+	// systemd's private socket.
+	f.StringVar(&rebootCommand, "reboot-command", "/usr/bin/systemctl reboot", "what POST /actions/reboot runs")
 	cmd.MarkFlagRequired("datastore-path")
 	return cmd
 }

@@ -64,9 +64,9 @@ func (f providerFlag) Set(arg string) error {
 // NewCommand returns the early-boot-config command line.
 func NewCommand() *cobra.Command {
 	var (
-		socketPath, marker, variant, releasePath, logLevel, label string
-		imds                                                      bool
-		explicit                                                  []func(label string) Provider
+		socketPath, marker, variant, groupsFile, releasePath, logLevel, label string
+		imds                                                                  bool
+		explicit                                                              []func(label string) Provider
 	)
 	cmd := &cobra.Command{
 		Use:   "early-boot-config",
@@ -119,7 +119,7 @@ providers are used, in the order the flags are given.`,
 			}
 
 			api := apiclient.New(socketPath)
-			m, err := resolveModel(ctx, api, variant, releasePath, log)
+			m, err := resolveModel(ctx, api, variant, groupsFile, releasePath, log)
 			if err != nil {
 				return err
 			}
@@ -137,6 +137,7 @@ providers are used, in the order the flags are given.`,
 	f.StringVar(&socketPath, "socket-path", apiclient.DefaultSocketPath, "Unix socket of the settings API")
 	f.StringVar(&marker, "marker", DefaultMarker, "file that records a successful run; while it exists, nothing is done")
 	f.StringVar(&variant, "variant", "", "variant whose settings model validates the user data (default: VARIANT_ID of the release file, else the API's)")
+	f.StringVar(&groupsFile, "settings-groups", model.DefaultGroupsFile, "the variant's settings groups, installed by the image builder (absent: the built-in variants)")
 	f.StringVar(&releasePath, "os-release", osrelease.DefaultPath, "release file naming the variant")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	f.StringVar(&label, "config-disk-label", ConfigDiskLabel, "volume label of the config disk (and its default /dev/disk/by-label/ path)")
@@ -155,13 +156,17 @@ providers are used, in the order the flags are given.`,
 // resolveModel picks the variant as apiserver does (--variant, then the
 // release file), falling back to asking the API which variant it serves, so
 // validation here matches the server's.
-func resolveModel(ctx context.Context, api *apiclient.Client, variant, releasePath string, log *slog.Logger) (*model.Model, error) {
+func resolveModel(ctx context.Context, api *apiclient.Client, variant, groupsFile, releasePath string, log *slog.Logger) (*model.Model, error) {
 	if variant == "" {
 		if rel, err := osrelease.Read(releasePath); err == nil {
 			variant = rel.VariantID
 		} else {
 			log.Debug("no release file", "error", err)
 		}
+	}
+	if _, err := os.Stat(groupsFile); variant == "" && err == nil {
+		// An image: the groups file names the variant.
+		return model.Load("", groupsFile)
 	}
 	if variant == "" {
 		v, err := apiVariant(ctx, api)
@@ -171,7 +176,7 @@ func resolveModel(ctx context.Context, api *apiclient.Client, variant, releasePa
 		}
 		variant = v
 	}
-	m, err := model.ForVariant(variant)
+	m, err := model.Load(variant, groupsFile)
 	if err != nil {
 		return nil, fmt.Errorf("settings model: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/model"
 	"github.com/gantry-os/gantry/verity"
 )
 
@@ -281,6 +282,12 @@ func checkFakeRoot(t *testing.T, img string) {
 		if !strings.Contains(osr, want) {
 			t.Errorf("os-release lacks %q:\n%s", want, osr)
 		}
+	}
+	// The settings model the node's programs load is the variant file's.
+	if m, err := model.Load("fake-dev", filepath.Join(root, GroupsPath)); err != nil {
+		t.Errorf("settings groups: %v", err)
+	} else if got := strings.Join(m.GroupNames(), ","); got != "motd,ntp" {
+		t.Errorf("settings groups %s", got)
 	}
 	if g := read("etc/group"); !strings.Contains(g, "api:x:274:\n") || !strings.Contains(g, "systemd-journal:x:190:\n") {
 		t.Errorf("/etc/group:\n%s", g)

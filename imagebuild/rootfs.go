@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/gantry-os/gantry/model"
 )
 
 // Where Gantry's own data goes in the image.
@@ -22,6 +24,10 @@ const (
 	// and PackagesPath the installed packages, name=version=sha256.
 	VariantCopyPath = "usr/share/gantry/variant.toml"
 	PackagesPath    = "usr/share/gantry/packages"
+	// GroupsPath is the variant's settings groups, which apiserver,
+	// storewolf and early-boot-config build the settings model from
+	// (model.DefaultGroupsFile).
+	GroupsPath = "usr/share/gantry/settings-groups.json"
 )
 
 // skeleton are the top-level folders every root has, with their modes.
@@ -122,6 +128,13 @@ func configureRoot(s *stage, v *Variant, rel releaseInfo, lock *Lock, rootJSON s
 	}
 	if err := copyTreeIn(s, filepath.Join(v.Dir, "defaults.d"), DefaultsPath, func(n string) bool { return strings.HasSuffix(n, ".toml") }); err != nil {
 		return nil, fmt.Errorf("configure root: defaults.d: %w", err)
+	}
+	groups, err := model.MarshalGroupsFile(v.Name, v.Settings.Groups)
+	if err != nil {
+		return nil, fmt.Errorf("configure root: settings groups: %w", err)
+	}
+	if err := s.writeFile(GroupsPath, groups, 0o644); err != nil {
+		return nil, fmt.Errorf("configure root: %w", err)
 	}
 	if rootJSON != "" {
 		if err := s.copyIn(rootJSON, RootJSONPath, 0o644); err != nil {

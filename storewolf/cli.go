@@ -18,7 +18,7 @@ const DefaultVariant = "metal-dev"
 
 // NewCommand returns the storewolf command line.
 func NewCommand() *cobra.Command {
-	var base, defaultsDir, ver, variant, releasePath, logLevel string
+	var base, defaultsDir, ver, variant, groupsFile, releasePath, logLevel string
 	cmd := &cobra.Command{
 		Use:   "storewolf",
 		Short: "Create the datastore and fill in the variant's defaults",
@@ -48,7 +48,7 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return cli.UsageError{Err: err}
 			}
-			m, err := model.ForVariant(variant)
+			m, err := model.Load(variant, groupsFile)
 			if err != nil {
 				return err
 			}
@@ -70,6 +70,7 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&defaultsDir, "defaults-dir", "/usr/share/gantry/defaults.d", "directory of the variant's defaults (*.toml, merged in name order)")
 	f.StringVar(&ver, "version", "", "datastore version x.y.z (default: VERSION_ID of the release file)")
 	f.StringVar(&variant, "variant", "", "variant whose model validates the defaults (default: VARIANT_ID of the release file)")
+	f.StringVar(&groupsFile, "settings-groups", model.DefaultGroupsFile, "the variant's settings groups, installed by the image builder (absent: the built-in variants)")
 	f.StringVar(&releasePath, "os-release", osrelease.DefaultPath, "release file")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	cmd.MarkFlagRequired("data-store-base-path")
