@@ -40,6 +40,7 @@ type Node struct {
 	proc     *process
 	boot     Boot
 	stopping atomic.Bool // Stop was called: a reboot ends the node
+	forced   atomic.Bool // Stop had to quit or kill QEMU (StopForced)
 
 	lock      *os.File
 	consoleMu sync.Mutex // serializes console and stderr writes with their readers
@@ -417,6 +418,12 @@ func (n *Node) Stop(ctx context.Context) error {
 	return n.stopErr
 }
 
+// StopForced reports whether Stop ended QEMU itself (QMP quit, then
+// SIGKILL) because the guest had not powered off after system_powerdown
+// within Options.StopTimeout, or Stop's ctx ended first. It is false
+// before Stop, and when the guest powered off by itself.
+func (n *Node) StopForced() bool { return n.forced.Load() }
+
 func (n *Node) stop(ctx context.Context) error {
 	log := n.opts.Logger
 	defer n.cleanup()
@@ -432,10 +439,12 @@ func (n *Node) stop(ctx context.Context) error {
 		log.Warn("could not ask the guest to power off", "error", err)
 	} else {
 		log.Info("asked the guest to power off", "timeout", n.opts.StopTimeout)
+		asked := time.Now()
 		t := time.NewTimer(n.opts.StopTimeout)
 		defer t.Stop()
 		select {
 		case <-n.exited:
+			log.Info("the guest powered off", "after", time.Since(asked).Round(time.Millisecond))
 			return nil
 		case <-t.C:
 			log.Warn("the guest did not power off in time; quitting QEMU")
@@ -443,6 +452,7 @@ func (n *Node) stop(ctx context.Context) error {
 			log.Warn("stop interrupted; quitting QEMU")
 		}
 	}
+	n.forced.Store(true)
 	qctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	_, err = qmpCommand(qctx, n.qmpPath, "quit")
 	cancel()
