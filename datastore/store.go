@@ -52,6 +52,11 @@ type OpenOptions struct {
 	LockTimeout time.Duration
 	// ReadOnly opens the store without taking the write lock.
 	ReadOnly bool
+	// Unsynced skips the sync at each commit. It is only for filling a new
+	// datastore that nothing can reach yet (storewolf before it links the
+	// version directory): the caller calls Sync before making it reachable,
+	// so a crash leaves at worst an unlinked directory, never a torn store.
+	Unsynced bool
 }
 
 // Open opens the datastore in dir (a version directory, or the `current`
@@ -70,7 +75,7 @@ func Open(ctx context.Context, dir string, opts OpenOptions) (*Store, error) {
 	if timeout == 0 {
 		timeout = time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly, NoSync: opts.Unsynced})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
@@ -118,6 +123,14 @@ func (s *Store) checkFormat() error {
 
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Sync makes every commit so far durable; see OpenOptions.Unsynced.
+func (s *Store) Sync() error {
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("sync datastore: %w", err)
+	}
+	return nil
+}
 
 // Generation increases every time live data or metadata changes; callers use
 // it to invalidate caches of live data.
