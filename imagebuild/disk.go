@@ -11,18 +11,20 @@ import (
 
 // diskOptions are the inputs of the disk images.
 type diskOptions struct {
-	layout              *disklayout.Layout
-	boot, root, hash    string // the set A images
-	out, dataOut        string // the OS disk, and the data disk (split plan)
+	layout           *disklayout.Layout
+	boot, root, hash string // the set A images
+	out, dataOut     string // the OS disk, and the data disk (split plan)
+	// Not used: PRIVATE and DATA are formatted on the node at first boot,
+	// so the image has no filesystem times, UUIDs or hash seeds to fix.
 	epoch               int64
 	privateUUID, dataID string
 	privateSeed, dataHS string
 }
 
 // makeDisk writes the OS disk image: the GPT of the layout, set A's BOOT,
-// ROOT and HASH filled, set B empty, PRIVATE formatted, and in the unified
-// plan DATA-A formatted. In the split plan it also writes the data disk with
-// DATA-B formatted. Both are sparse.
+// ROOT and HASH filled, set B, PRIVATE and DATA empty. In the split plan it
+// also writes the data disk, with DATA-B empty. Both are sparse, and the
+// empty partitions read as zeros.
 func makeDisk(ctx context.Context, work string, o diskOptions) error {
 	setA, err := o.layout.OS.Partitions.Set(disklayout.SetA)
 	if err != nil {
@@ -41,10 +43,10 @@ func makeDisk(ctx context.Context, work string, o diskOptions) error {
 				f.what, mb(fi.Size()), f.part.Name, mb(f.part.Size))
 		}
 	}
-	// The data partition that boot-time discovery would pick gets a
-	// filesystem and the GPT name GANTRY-DATA, which the mount units find
-	// it by: DATA-A in the unified plan, DATA-B (its own disk) in the split
-	// plan. The split plan's 1 MiB DATA-A stays empty and unnamed.
+	// The data partition that boot-time discovery would pick gets the GPT
+	// name GANTRY-DATA, which prepare-local-fs and the mount units find it
+	// by: DATA-A in the unified plan, DATA-B (its own disk) in the split
+	// plan. The split plan's 1 MiB DATA-A stays unnamed.
 	dataDisk := &o.layout.OS
 	if o.layout.Data != nil {
 		dataDisk = o.layout.Data
@@ -59,7 +61,6 @@ func makeDisk(ctx context.Context, work string, o diskOptions) error {
 		return fmt.Errorf("disk: no preferred data partition in the layout")
 	}
 	dataDisk.Partitions[di].Name = disklayout.NameData
-	data := dataDisk.Partitions[di]
 
 	if err := newImage(o.out, o.layout.OS); err != nil {
 		return err
@@ -72,39 +73,14 @@ func makeDisk(ctx context.Context, work string, o diskOptions) error {
 			return err
 		}
 	}
-	priv, err := o.layout.OS.Partitions.Private()
-	if err != nil {
-		return fmt.Errorf("disk: %w", err)
-	}
-	privImg := work + "/private.ext4"
-	if err := makeExt4(ctx, work, privImg, ext4Options{
-		label: disklayout.NamePrivate, size: priv.Size, uuid: o.privateUUID, hashSeed: o.privateSeed, epoch: o.epoch,
-		extra: []string{"-b", "4096", "-i", "4096", "-I", "256"},
-	}); err != nil {
-		return fmt.Errorf("disk: PRIVATE: %w", err)
-	}
-	defer os.Remove(privImg)
-	if err := fillPartition(o.out, priv, privImg); err != nil {
-		return err
-	}
-
+	// PRIVATE and DATA stay holes, which read as zeros: the node formats
+	// them at first boot (prepare-local-fs, package localfs).
 	dataImage := o.out
 	if o.layout.Data != nil {
 		dataImage = o.dataOut
 		if err := newImage(dataImage, *o.layout.Data); err != nil {
 			return err
 		}
-	}
-	dataImg := work + "/data.ext4"
-	if err := makeExt4(ctx, work, dataImg, ext4Options{
-		label: disklayout.NameData, size: data.Size, uuid: o.dataID, hashSeed: o.dataHS, epoch: o.epoch,
-		extra: []string{"-m", "0"},
-	}); err != nil {
-		return fmt.Errorf("disk: DATA: %w", err)
-	}
-	defer os.Remove(dataImg)
-	if err := fillPartition(dataImage, data, dataImg); err != nil {
-		return err
 	}
 	for _, img := range []string{o.out, dataImage} {
 		if err := disklayout.Verify(img); err != nil {

@@ -27,9 +27,9 @@ func needTools(t *testing.T) {
 
 // newImage writes a sparse disk image with the GPT of a small plan, and the
 // name GANTRY-DATA on the preferred data partition as the image builder
-// gives it. The OS disk is extended by grow bytes past the plan (a disk
-// larger than the image). It returns the OS disk and, for the split plan,
-// the data disk.
+// gives it. The OS disk is then extended by grow bytes past the plan (a
+// disk larger than the image). It returns the OS disk and, for the split
+// plan, the data disk.
 func newImage(t *testing.T, plan disklayout.PartitionPlan, grow int64) (osDisk, dataDisk string) {
 	t.Helper()
 	l, err := disklayout.Plan(disklayout.Options{OSImageGiB: 1, DataImageGiB: 1, PartitionPlan: plan, Rand: disklayout.SeededRand([]byte("localfs-test"))})
@@ -52,13 +52,15 @@ func newImage(t *testing.T, plan disklayout.PartitionPlan, grow int64) (osDisk, 
 		if err := os.WriteFile(path, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if err := disklayout.WriteFile(path, *d); err != nil {
+			t.Fatal(err)
+		}
+		// The disk grows after the image was written, so its backup GPT
+		// is in the middle, as on a cloud volume made larger.
 		if i == 0 && grow > 0 {
 			if err := os.Truncate(path, d.Size+grow); err != nil {
 				t.Fatal(err)
 			}
-		}
-		if err := disklayout.WriteFile(path, *d); err != nil {
-			t.Fatal(err)
 		}
 		paths = append(paths, path)
 	}

@@ -33,6 +33,7 @@ func NewCommand() *cobra.Command {
 		boot                 string
 		userData, runDirFlag string
 	)
+	var diskSize string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Boot a Gantry image under QEMU and serve its API on a local socket",
@@ -64,6 +65,9 @@ run waits until the API answers, prints how to use it, and powers the node off o
 			}
 			o.Logger = log
 			o.DiskMode = diskMode
+			if o.DiskSize, err = ParseSize(diskSize); err != nil {
+				return cli.UsageError{Err: fmt.Errorf("--disk-size: %w", err)}
+			}
 			switch boot {
 			case "auto":
 				o.Boot = ""
@@ -107,6 +111,7 @@ run waits until the API answers, prints how to use it, and powers the node off o
 	f.BoolVar(&o.Fresh, "fresh", false, "discard the disk of a previous run: boot for the first time")
 	f.StringVar(&diskMode, "disk-mode", "", "copy (sparse copy of the image) or overlay (qcow2 on the image; boot files only) (default: copy when booting from disk, else overlay when qemu-img exists)")
 	f.StringVar(&o.DiskInterface, "disk-interface", DiskVirtio, "virtio or nvme")
+	f.StringVar(&diskSize, "disk-size", "", "size of a new disk, e.g. 4G (default: the image's); the node grows DATA into the rest at first boot")
 	f.IntVar(&o.MemoryMiB, "memory", DefaultMemoryMiB, "guest memory in MiB")
 	f.IntVar(&o.CPUs, "cpus", DefaultCPUs, "vCPUs (1 is fastest under TCG)")
 	f.StringVar(&o.Accel, "accel", AccelAuto, "auto (KVM when /dev/kvm is usable), kvm or tcg")

@@ -99,6 +99,9 @@ func prepareDisk(ctx context.Context, o Options) (disk, error) {
 			return disk{}, err
 		}
 	}
+	if err := resizeDisk(ctx, o, d); err != nil {
+		return disk{}, err
+	}
 	if err := writeFileAtomic(srcFile, []byte(stamp)); err != nil {
 		return disk{}, err
 	}

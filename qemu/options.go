@@ -99,6 +99,10 @@ type Options struct {
 	DiskMode string
 	// DiskInterface is "virtio" (default) or "nvme".
 	DiskInterface string
+	// DiskSize, when above zero, is the size in bytes of a new disk: the
+	// image, then zeros, which the node's data partition grows into at
+	// first boot. At least the image's size. A kept disk is not resized.
+	DiskSize int64
 
 	// UserData is a user-data file passed as fw_cfg opt/gantry/user-data;
 	// empty passes none.
@@ -249,6 +253,9 @@ func (o Options) resolve() (Options, error) {
 	case "", diskOverlay, diskCopy:
 	default:
 		return o, fmt.Errorf("disk mode %q: want overlay or copy", o.DiskMode)
+	}
+	if o.DiskSize < 0 {
+		return o, fmt.Errorf("disk size %d: must not be negative", o.DiskSize)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
