@@ -1,0 +1,291 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-os/gantry/apiclient"
+	"github.com/gantry-os/gantry/datastore"
+	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/imagebuild"
+	"github.com/gantry-os/gantry/manifest"
+	"github.com/gantry-os/gantry/signpost"
+	"github.com/gantry-os/gantry/tufrepo"
+)
+
+// TestUpdateAndRollbackInVM proves the image-based update end to end on a
+// booted VM, with real components only: a TUF repository (tufrepo) served
+// over HTTP on the host's loopback, two image builds (0.1.0 shipping the
+// repository's root.json, and 0.2.0), and a node booted from 0.1.0's disk
+// through gantry run's boot loader. Over the API bridge the node checks for
+// the update, writes 0.2.0 into set B, and reboots into it. Then a broken
+// 0.3.0 (its BOOT partition's root hash does not match its root, so
+// dm-verity rejects the root and restarts the machine) is applied: the
+// boot loader tries it once, and the next boot is back on 0.2.0.
+//
+// The guest reaches the host's 127.0.0.1 as 10.0.2.2 through QEMU's user
+// network. Builds go to a temporary directory, or to GANTRY_VMUPDATE_CACHE
+// when set: there the signing key and both builds are kept and reused by
+// later runs (for iterating on the test; delete the folder after changing
+// the image's sources). Run it under `flock /tmp/gantry-vm.lock`.
+func TestUpdateAndRollbackInVM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two images and boots a VM four times")
+	}
+	if _, err := exec.LookPath(DefaultQEMU); err != nil {
+		t.Skipf("%s not installed (apt-get install qemu-system-x86)", DefaultQEMU)
+	}
+	for _, tool := range []string{DefaultDebugfs, "mkfs.ext4", "mkfs.erofs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/deps.sh installs the image build's tools)", tool)
+		}
+	}
+	// Below go test's default 10-minute limit, so a hang fails here with
+	// the console rather than as a panic of the test binary.
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	began := time.Now()
+	step := func(what string) { t.Logf("%6.1fs  %s", time.Since(began).Seconds(), what) }
+
+	work := os.Getenv("GANTRY_VMUPDATE_CACHE")
+	if work == "" {
+		work = t.TempDir()
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// The publisher: one key for every role, a new repository.
+	keyPath := filepath.Join(work, "key")
+	if _, err := os.Stat(keyPath); err != nil {
+		if _, err := tufrepo.GenerateKey(keyPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, err := tufrepo.LoadKey(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := tufrepo.RoleKeys{Keys: []*tufrepo.Key{key}}
+	repo, err := tufrepo.Create(ctx, filepath.Join(t.TempDir(), "repo"), tufrepo.CreateOptions{Root: one, Targets: one, Snapshot: one, Timestamp: one})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Both images trust the repository's root.json.
+	v010, v020, v030 := datastore.Version{Minor: 1}, datastore.Version{Minor: 2}, datastore.Version{Minor: 3}
+	build := func(v datastore.Version) string {
+		out := filepath.Join(work, "build-"+v.String())
+		if _, err := FindImage(out); err == nil {
+			step("reusing the build of " + v.String() + " in " + out)
+			return out
+		}
+		step("building " + v.String())
+		res, err := imagebuild.Build(ctx, imagebuild.Options{
+			VariantDir: filepath.Join("..", "variants", "metal-dev"), Source: "..", Out: out,
+			Version: v.String(), RootJSON: repo.RootPath(),
+		})
+		if err != nil {
+			t.Fatalf("build %s: %v", v, err)
+		}
+		step(fmt.Sprintf("built %s: root hash %s", v, res.RootHash[:16]))
+		return out
+	}
+	b1, b2 := build(v010), build(v020)
+
+	// 0.2.0 is published, with no migration between the two.
+	if _, err := repo.AddRelease(ctx, tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: v020,
+		Boot: filepath.Join(b2, "boot.img"), Root: filepath.Join(b2, "root.img"), Hash: filepath.Join(b2, "hash.img"),
+		Transitions: map[manifest.Transition][]string{{From: v010, To: v020}: {}}}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: tufrepo.Handler(repo.Dir())}
+	go srv.Serve(ln)
+	defer srv.Close()
+	// QEMU's user network maps the guest's 10.0.2.2 to the host's loopback.
+	base := "http://10.0.2.2:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ud := filepath.Join(t.TempDir(), "user-data.toml")
+	os.WriteFile(ud, []byte(fmt.Sprintf("[settings.updates]\nmetadata-base-url = %q\ntargets-base-url = %q\nignore-waves = true\n",
+		base+"/metadata/", base+"/targets/")), 0o644)
+
+	dir, err := os.MkdirTemp("", "gvu") // short: the socket paths live here
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("run directory kept: %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+	step("booting 0.1.0")
+	n, err := Start(ctx, Options{BuildDir: b1, RunDir: filepath.Join(dir, "run"), UserData: ud, Fresh: true, StopTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(context.Background())
+	apiclientRun := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := apiclient.Main(ctx, append([]string{"--socket-path", n.SocketPath()}, args...), apiclient.IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+		return code, out.String(), errb.String()
+	}
+	api := func(args ...string) string {
+		t.Helper()
+		code, out, errs := apiclientRun(args...)
+		if code != 0 {
+			t.Fatalf("apiclient %s: exit %d: %s\nconsole:\n%s", strings.Join(args, " "), code, errs, tail(n.Console(), 40))
+		}
+		return out
+	}
+	up := func(wantVersion string, wantSet disklayout.SetID) {
+		t.Helper()
+		if err := n.WaitForAPI(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var rel struct {
+			VersionID string `json:"version_id"`
+		}
+		json.Unmarshal([]byte(api("-u", "/os")), &rel)
+		if b := n.Boot(); rel.VersionID != wantVersion || b.Set != wantSet {
+			t.Fatalf("boot %d: running %q from set %s, want %s from set %s\nconsole:\n%s", b.N, rel.VersionID, b.Set, wantVersion, wantSet, tail(n.Console(), 40))
+		}
+		step(fmt.Sprintf("API up: %s from set %s (%s)", wantVersion, wantSet, n.Boot()))
+	}
+	// rebootTo reboots the node through the API and waits for boot number
+	// want, which the boot loader starts.
+	rebootTo := func(want int) {
+		t.Helper()
+		// The guest may go down before the answer gets out (the apiserver
+		// is stopped as the reboot starts): the boot count is the proof.
+		if code, _, errs := apiclientRun("reboot"); code != 0 && !strings.Contains(errs, "EOF") && !strings.Contains(errs, "connection reset") {
+			t.Fatalf("apiclient reboot: exit %d: %s", code, errs)
+		}
+		for n.Boot().N < want {
+			select {
+			case <-n.Exited():
+				t.Fatalf("the node ended instead of rebooting (%v)\nconsole:\n%s", n.Wait(), tail(n.Console(), 40))
+			case <-ctx.Done():
+				t.Fatalf("no boot %d: the node is at %s\nconsole:\n%s", want, n.Boot(), tail(n.Console(), 40))
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	// flags waits until the node's disk shows a and b (the guest writes
+	// the GPT through its page cache, then signpost fsyncs).
+	flags := func(a, b signpost.Prio) {
+		t.Helper()
+		var st *signpost.State
+		for {
+			st, err = signpost.Load(n.DiskPath(), "")
+			if err == nil && st.Prio(disklayout.SetA) == a && st.Prio(disklayout.SetB) == b {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the disk's flags never became A %s, B %s: %v, A %s, B %s", a, b, err, st.Prio(disklayout.SetA), st.Prio(disklayout.SetB))
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	// check refreshes the update status (it starts over at each boot: it
+	// lives on tmpfs) and returns it.
+	check := func() updateStatus {
+		t.Helper()
+		out := api("update", "check")
+		var st updateStatus
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("update check: %v:\n%s", err, out)
+		}
+		return st
+	}
+	prio := func(p, tries int, ok bool) signpost.Prio { return signpost.Prio{Priority: p, TriesLeft: tries, Successful: ok} }
+
+	up("0.1.0", disklayout.SetA)
+	// early-boot-config may still be sending the user data.
+	for !strings.Contains(api("-u", "/settings?keys=settings.updates.metadata-base-url"), "10.0.2.2") {
+		if ctx.Err() != nil {
+			t.Fatalf("user data never arrived\nconsole:\n%s", tail(n.Console(), 40))
+		}
+		time.Sleep(time.Second)
+	}
+
+	// 0.1.0 → 0.2.0 with apiclient's helpers.
+	if st := check(); st.UpdateState != "Available" || st.ChosenUpdate == nil || st.ChosenUpdate.Version != "0.2.0" {
+		t.Fatalf("update check: %+v", st)
+	}
+	step("update check: 0.2.0 available")
+	if out := api("update", "apply"); !strings.Contains(out, `"update_state": "Ready"`) {
+		t.Fatalf("update apply:\n%s", out)
+	}
+	step("update apply: 0.2.0 written to set B and activated")
+	flags(prio(1, 0, true), prio(2, 1, false))
+	rebootTo(2)
+	up("0.2.0", disklayout.SetB)
+	if st := check(); st.UpdateState != "Idle" || st.ActivePartition == nil || st.ActivePartition.Image.Version != "0.2.0" || !st.ActivePartition.NextToBoot {
+		t.Fatalf("update status after the update: %+v", st)
+	}
+	// mark-successful-boot ran on B: it stays the boot set.
+	flags(prio(1, 0, true), prio(2, 0, true))
+	step("0.2.0 marked successful")
+
+	// A release that cannot boot: 0.1.0's BOOT (its kernel command line
+	// carries 0.1.0's root hash) with 0.2.0's root. TUF signs it as it is.
+	if _, err := repo.AddRelease(ctx, tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: v030,
+		Boot: filepath.Join(b1, "boot.img"), Root: filepath.Join(b2, "root.img"), Hash: filepath.Join(b2, "hash.img"),
+		Transitions: map[manifest.Transition][]string{{From: v020, To: v030}: {}}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := check(); st.ChosenUpdate == nil || st.ChosenUpdate.Version != "0.3.0" {
+		t.Fatalf("update check for 0.3.0: %+v", st)
+	}
+	api("update", "apply")
+	step("update apply: the broken 0.3.0 written to set A and activated")
+	flags(prio(2, 1, false), prio(1, 0, true))
+	rebootTo(4) // boot 3 is 0.3.0's one try, boot 4 the fallback
+	up("0.2.0", disklayout.SetB)
+	con := n.Console()
+	if !strings.Contains(con, "gantry run: boot loader: boot 3: set A") || !strings.Contains(con, "corrupted") {
+		t.Fatalf("boot 3 was not 0.3.0 failing dm-verity:\n%s", tail(con, 60))
+	}
+	// A's try is spent and it never succeeded; B is still the good set.
+	flags(prio(2, 0, false), prio(1, 0, true))
+	// The broken release is still offered; the node runs 0.2.0.
+	if st := check(); st.ActivePartition == nil || st.ActivePartition.Image.Version != "0.2.0" {
+		t.Fatalf("update status after the rollback: %+v", st)
+	}
+	step("rolled back to 0.2.0")
+
+	if err := n.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
+
+// updateStatus is the part of GET /updates/status the test reads.
+type updateStatus struct {
+	UpdateState  string `json:"update_state"`
+	ChosenUpdate *struct {
+		Version string `json:"version"`
+	} `json:"chosen_update"`
+	ActivePartition *struct {
+		Image struct {
+			Version string `json:"version"`
+		} `json:"image"`
+		NextToBoot bool `json:"next_to_boot"`
+	} `json:"active_partition"`
+}
