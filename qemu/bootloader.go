@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/gptprio"
 	"github.com/gantry-os/gantry/signpost"
 )
 
@@ -74,37 +75,6 @@ func (b Boot) String() string {
 	return fmt.Sprintf("boot %d: set %s (BOOT %s; %s; %s)", b.N, b.Set, b.BootGUID, b.Before, took)
 }
 
-// chooseSet does what GRUB's `gptprio.next` does before it boots: pick the
-// set signpost.SimulateBoot picks from the disk's BOOT entries, take one
-// try from it when it has any, and write the GPT back before booting. It
-// returns the set and its flags before and after. A disk with no bootable
-// set fails with signpost.ErrNoBootableSet.
-func chooseSet(disk string) (set disklayout.PartitionSet, before, after signpost.Prio, err error) {
-	s, err := signpost.Load(disk, "")
-	if err != nil {
-		return set, before, after, fmt.Errorf("boot loader: %w", err)
-	}
-	next, ok := s.Next()
-	if ok {
-		before = s.Prio(next)
-	}
-	id, err := signpost.SimulateBoot(s)
-	if err != nil {
-		return set, before, after, fmt.Errorf("boot loader: %w", err)
-	}
-	after = s.Prio(id)
-	if after != before {
-		if err := s.Save(); err != nil {
-			return set, before, after, fmt.Errorf("boot loader: taking a try of set %s: %w", id, err)
-		}
-	}
-	set, err = s.Set(id)
-	if err != nil {
-		return set, before, after, fmt.Errorf("boot loader: %w", err)
-	}
-	return set, before, after, nil
-}
-
 // loadBootFiles copies vmlinuz, initrd.img and cmdline out of the ext4 file
 // system of partition boot of disk into dir, with debugfs (go-diskfs
 // v1.9.4's ext4 reader returns wrong bytes for files with holes, which
@@ -164,31 +134,26 @@ func debugfsErrors(out []byte) string {
 	return strings.Join(keep, "; ")
 }
 
-// bootFromDisk is the boot loader: it chooses a set on disk (taking a try),
-// loads that set's BOOT files into dir and returns the boot with its kernel
-// command line (KernelCmdline of the BOOT partition's line, then
-// gantry.bootuuid=, then extra). A set whose BOOT partition cannot be read
-// counts as a failed boot and the choice is made again, as a machine would
-// after GRUB failed; errs reports those failures.
+// bootFromDisk is the boot loader: it chooses a set on disk and takes a try
+// as GRUB's gptprio.next does (gptprio.Select, which gantry-init's UEFI
+// selector uses too), loads that set's BOOT files into dir and returns the
+// boot with its kernel command line (KernelCmdline of the BOOT partition's
+// line, then gantry.bootuuid=, then extra). A set whose BOOT partition
+// cannot be read counts as a failed boot and the choice is made again, as a
+// machine would after GRUB failed; errs reports those failures.
 func bootFromDisk(ctx context.Context, debugfs, disk, dir string, noBridge bool, extra []string) (b Boot, errs []error, err error) {
-	for attempt := 1; attempt <= maxLoadAttempts; attempt++ {
-		set, before, after, err := chooseSet(disk)
-		if err != nil {
-			return Boot{}, errs, err
-		}
-		line, err := loadBootFiles(ctx, debugfs, disk, set.Boot, dir)
-		if err != nil {
-			if ctx.Err() != nil {
-				return Boot{}, errs, err
-			}
-			errs = append(errs, fmt.Errorf("set %s: %w", set.ID, err))
-			continue
-		}
-		return Boot{
-			Set: set.ID, BootGUID: set.Boot.GUID, Before: before, After: after,
-			Kernel: filepath.Join(dir, BuildKernel), Initrd: filepath.Join(dir, BuildInitrd),
-			Cmdline: KernelCmdline(line, noBridge, append([]string{"gantry.bootuuid=" + set.Boot.GUID}, extra...)),
-		}, errs, nil
+	var line string
+	c, errs, err := gptprio.Select(ctx, disk, maxLoadAttempts, func(c gptprio.Choice) error {
+		var err error
+		line, err = loadBootFiles(ctx, debugfs, disk, c.Set.Boot, dir)
+		return err
+	})
+	if err != nil {
+		return Boot{}, errs, fmt.Errorf("boot loader: %w", err)
 	}
-	return Boot{}, errs, fmt.Errorf("boot loader: no set could be loaded in %d attempts: %w", maxLoadAttempts, errors.Join(errs...))
+	return Boot{
+		Set: c.Set.ID, BootGUID: c.Set.Boot.GUID, Before: c.Before, After: c.After,
+		Kernel: filepath.Join(dir, BuildKernel), Initrd: filepath.Join(dir, BuildInitrd),
+		Cmdline: KernelCmdline(line, noBridge, append([]string{"gantry.bootuuid=" + c.Set.Boot.GUID}, extra...)),
+	}, errs, nil
 }

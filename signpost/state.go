@@ -20,6 +20,7 @@ import (
 	"strconv"
 
 	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/gptprio"
 )
 
 // Errors of the operations; the returned errors wrap them with the set's
@@ -30,7 +31,7 @@ var (
 	ErrAlreadyMarked  = errors.New("inactive set is already marked for upgrade")
 	ErrNotMarkedValid = errors.New("inactive set is not marked valid")
 	ErrWouldNotBoot   = errors.New("inactive set would not boot")
-	ErrNoBootableSet  = errors.New("no set is bootable")
+	ErrNoBootableSet  = gptprio.ErrNoBootableSet
 	ErrTableChanged   = errors.New("the partition table changed since it was loaded")
 )
 
@@ -170,14 +171,9 @@ func (s *State) setPrio(id disklayout.SetID, p Prio) {
 // Unlike Bottlerocket's signpost, a set with priority 0 that is marked
 // successful does not count: GRUB never picks it.
 func (s *State) Next() (id disklayout.SetID, ok bool) {
-	best := 0
-	for _, set := range s.sets {
-		p := s.Prio(set.ID)
-		if p.eligible() && p.Priority > best {
-			best, id, ok = p.Priority, set.ID, true
-		}
-	}
-	return id, ok
+	// The sets were checked at Load, and only attributes change since.
+	set, ok, _ := gptprio.Next(s.table.Partitions())
+	return set.ID, ok
 }
 
 // HasBootEverSucceeded reports bit 57 of the PRIVATE entry.
@@ -291,17 +287,12 @@ func (s *State) RollbackToInactive() error {
 // call Save to write it, as GRUB does. It fails with ErrNoBootableSet when
 // GRUB would find no set ("no such partition").
 func SimulateBoot(s *State) (disklayout.SetID, error) {
-	id, ok := s.Next()
-	if !ok {
-		return "", fmt.Errorf("simulated boot of %s: %w (A: %s; B: %s)", s.disk, ErrNoBootableSet, s.Prio(disklayout.SetA), s.Prio(disklayout.SetB))
+	c, err := gptprio.TakeTry(s.table)
+	if err != nil {
+		return "", fmt.Errorf("simulated boot of %s: %w", s.disk, err)
 	}
-	p := s.Prio(id)
-	if p.TriesLeft > 0 {
-		p.TriesLeft--
-		s.setPrio(id, p)
-	}
-	s.active = id
-	return id, nil
+	s.active = c.Set.ID
+	return c.Set.ID, nil
 }
 
 // Save writes the whole GPT back to the disk, primary and backup, with the

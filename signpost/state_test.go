@@ -294,10 +294,10 @@ func TestNoBootableSet(t *testing.T) {
 		want      disklayout.SetID
 		wantTries int
 	}{
-		{Prio{2, 0, true}, Prio{2, 0, true}, A, 0},
-		{Prio{1, 0, true}, Prio{2, 3, false}, B, 2},
-		{Prio{15, 15, false}, Prio{2, 0, true}, A, 14},
-		{Prio{0, 1, false}, Prio{1, 0, true}, B, 0},
+		{prioOf(2, 0, true), prioOf(2, 0, true), A, 0},
+		{prioOf(1, 0, true), prioOf(2, 3, false), B, 2},
+		{prioOf(15, 15, false), prioOf(2, 0, true), A, 14},
+		{prioOf(0, 1, false), prioOf(1, 0, true), B, 0},
 	}
 	for _, tt := range tests {
 		s.setPrio(A, tt.a)
@@ -425,11 +425,11 @@ func TestPrioBits(t *testing.T) {
 		boot  bool
 	}{
 		{0, Prio{}, false},
-		{1<<48 | 1<<56, Prio{1, 0, true}, true},
-		{0x5555555555555555, Prio{5, 5, true}, true},
-		{2<<48 | 1<<52, Prio{2, 1, false}, true},
-		{2 << 48, Prio{2, 0, false}, false},
-		{1 << 52, Prio{0, 1, false}, false},
+		{1<<48 | 1<<56, prioOf(1, 0, true), true},
+		{0x5555555555555555, prioOf(5, 5, true), true},
+		{2<<48 | 1<<52, prioOf(2, 1, false), true},
+		{2 << 48, prioOf(2, 0, false), false},
+		{1 << 52, prioOf(0, 1, false), false},
 	}
 	for _, tt := range tests {
 		p := PrioOf(tt.attrs)
@@ -458,4 +458,9 @@ func TestPrioBits(t *testing.T) {
 	if got := (Prio{Priority: 20, TriesLeft: -1}).Apply(0); got != 15<<48 {
 		t.Errorf("clamping: %#x", got)
 	}
+}
+
+// prioOf is a Prio literal (Prio is gptprio's, so vet wants keyed fields).
+func prioOf(priority, tries int, successful bool) Prio {
+	return Prio{Priority: priority, TriesLeft: tries, Successful: successful}
 }

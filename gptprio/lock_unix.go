@@ -1,6 +1,6 @@
 //go:build unix
 
-package signpost
+package gptprio
 
 import (
 	"errors"
@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-// lockWait is how long Save waits for another holder of the disk's lock.
+// lockWait is how long LockExclusive waits for another holder of the lock.
 const lockWait = 10 * time.Second
 
-// lockExclusive takes an exclusive flock on f, released when f is closed.
+// LockExclusive takes an exclusive flock on f, released when f is closed.
 // Tools that change partition tables (sfdisk, systemd-repart) take the same
 // lock on the whole disk, and udev skips probing a disk while it is held.
-// It gives up after lockWait rather than hang boot on a stuck holder.
-func lockExclusive(f *os.File) error {
+// It gives up after 10 s rather than hang a boot on a stuck holder.
+func LockExclusive(f *os.File) error {
 	sc, err := f.SyscallConn()
 	if err != nil {
 		return err
