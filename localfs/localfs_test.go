@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,6 +173,22 @@ func TestFreshThenComplete(t *testing.T) {
 			t.Errorf("%s: label %q", name, l)
 		}
 		putFile(t, fs, "user-data", "kept "+name)
+	}
+	// DATA is made with the directories /var, /opt and /mnt bind-mount
+	// from; PRIVATE with none.
+	for name, want := range map[string]string{disklayout.NameData: "mnt,opt,var", disklayout.NamePrivate: ""} {
+		out := run(t, "debugfs", "-R", "ls -l /", fsSpec(t, disk, name))
+		var dirs []string
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 9 && f[1] == "40755" && f[8] != "." && f[8] != ".." && f[8] != "lost+found" {
+				dirs = append(dirs, f[8])
+			}
+		}
+		sort.Strings(dirs)
+		if got := strings.Join(dirs, ","); got != want {
+			t.Errorf("%s: directories %q, want %q\n%s", name, got, want, out)
+		}
 	}
 	// DATA (1 GiB, 4 KiB blocks) has backups at groups 1 and 3.
 	for _, sb := range []int{32768, 98304} {

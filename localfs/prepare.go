@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 
 	"github.com/gantry-os/gantry/disklayout"
@@ -28,6 +29,10 @@ type Spec struct {
 	// Grow lets a partition that is its disk's last grow to the disk's end
 	// before it is formatted.
 	Grow bool
+	// Dirs are directories (mode 0755, owned by root) the new filesystem
+	// is made with (mkfs.ext4 -d), so that what mounts from it needs no
+	// extra step at first boot.
+	Dirs []string
 }
 
 // Specs are Gantry's writable partitions, in the order they are prepared.
@@ -36,7 +41,8 @@ type Spec struct {
 func Specs() []Spec {
 	return []Spec{
 		{Name: disklayout.NamePrivate, Kind: disklayout.KindPrivate, MkfsArgs: []string{"-b", "4096", "-i", "4096", "-I", "256"}},
-		{Name: disklayout.NameData, Kind: disklayout.KindData, MkfsArgs: []string{"-m", "0"}, Grow: true},
+		// /var, /opt and /mnt are bind mounts of these (var.mount, ...).
+		{Name: disklayout.NameData, Kind: disklayout.KindData, MkfsArgs: []string{"-m", "0"}, Grow: true, Dirs: []string{"var", "opt", "mnt"}},
 	}
 }
 
@@ -200,6 +206,23 @@ func runMkfs(ctx context.Context, mkfs string, p *partition) error {
 	}
 	args = append(args, "-E", ext)
 	args = append(args, p.spec.MkfsArgs...)
+	if len(p.spec.Dirs) > 0 {
+		skel, err := os.MkdirTemp("", "gantry-mkfs-")
+		if err != nil {
+			return fmt.Errorf("mkfs skeleton: %w", err)
+		}
+		defer os.RemoveAll(skel)
+		for _, d := range p.spec.Dirs {
+			if err := os.Mkdir(filepath.Join(skel, d), 0o755); err != nil {
+				return fmt.Errorf("mkfs skeleton: %w", err)
+			}
+		}
+		// The skeleton's own mode and owner become the root directory's.
+		if err := os.Chmod(skel, 0o755); err != nil {
+			return fmt.Errorf("mkfs skeleton: %w", err)
+		}
+		args = append(args, "-d", skel)
+	}
 	args = append(args, p.path, strconv.FormatInt(p.size/1024, 10)+"k")
 	cmd := exec.CommandContext(ctx, mkfs, args...)
 	var out bytes.Buffer
