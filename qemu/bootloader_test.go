@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-os/gantry/disklayout"
 	"github.com/gantry-os/gantry/signpost"
@@ -82,11 +83,13 @@ func setFlags(t *testing.T, img string, a, b signpost.Prio) {
 	}
 }
 
+// prio is a set's gptprio flags.
+func prio(priority, tries int, successful bool) signpost.Prio {
+	return signpost.Prio{Priority: priority, TriesLeft: tries, Successful: successful}
+}
+
 func TestBootFromDisk(t *testing.T) {
 	template := bootDisk(t)
-	prio := func(p, tries int, ok bool) signpost.Prio {
-		return signpost.Prio{Priority: p, TriesLeft: tries, Successful: ok}
-	}
 	fresh := prio(1, 0, true)
 	tests := []struct {
 		name         string
@@ -211,6 +214,75 @@ func TestLoadBootFilesErrors(t *testing.T) {
 			_, err := loadBootFiles(context.Background(), tc.debugfs, tc.disk, tc.part, t.TempDir())
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestRebootGoesThroughTheBootLoader runs a node from disk with the fake
+// QEMU: a pending upgrade boots B (taking its try), a guest reboot ends
+// that QEMU, and the boot loader then boots A, on the same disk, host
+// socket and port. With NoReboot, the guest's reboot ends the node.
+func TestRebootGoesThroughTheBootLoader(t *testing.T) {
+	img := bootDisk(t)
+	setFlags(t, img, prio(1, 0, true), prio(2, 1, false))
+	tbl, err := disklayout.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, _ := tbl.Partitions().Sets()
+
+	for _, noReboot := range []bool{false, true} {
+		t.Run("NoReboot="+strconv.FormatBool(noReboot), func(t *testing.T) {
+			o := fakeNode(t, nil)
+			o.BuildDir, o.Boot, o.Image, o.NoReboot = "", BootDisk, img, noReboot
+			trigger := filepath.Join(t.TempDir(), "reboot")
+			t.Setenv("GANTRY_FAKE_REBOOT_FILE", trigger)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			n, err := Start(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Stop(ctx)
+			if err := n.WaitForAPI(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first, port := n.Boot(), n.HostPort()
+			if first.N != 1 || first.Set != disklayout.SetB || !strings.Contains(n.Console(), "Linux version fake (kernel of set B)") {
+				t.Fatalf("first boot %s\nconsole:\n%s", first, n.Console())
+			}
+			os.WriteFile(trigger, nil, 0o644)
+			if noReboot {
+				select {
+				case <-n.Exited():
+				case <-ctx.Done():
+					t.Fatal("the node did not end at the guest's reboot")
+				}
+				if n.Boot().N != 1 {
+					t.Fatalf("rebooted with NoReboot: %s", n.Boot())
+				}
+				return
+			}
+			for n.Boot().N < 2 && ctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err := n.WaitForAPI(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b := n.Boot()
+			con := n.Console()
+			if b.N != 2 || b.Set != disklayout.SetA || n.HostPort() != port ||
+				!strings.Contains(n.Cmdline(), "gantry.bootuuid="+sets[0].Boot.GUID) ||
+				!strings.Contains(con, "reboot: Restarting system\ngantry run: boot loader: boot 2: set A") ||
+				!strings.Contains(con, "Linux version fake (kernel of set A)") {
+				t.Fatalf("after the reboot: %s, port %d (was %d), command line %q\nconsole:\n%s", b, n.HostPort(), port, n.Cmdline(), con)
+			}
+			if err := n.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Wait(); err != nil {
+				t.Fatalf("Wait: %v", err)
 			}
 		})
 	}

@@ -18,7 +18,8 @@ import (
 
 // The test binary doubles as a stand-in for qemu-system-x86_64 when
 // GANTRY_FAKE_QEMU=1: it parses the arguments Start passes, speaks QMP on
-// the -qmp socket, prints a console, and implements the hostfwd by
+// the first -qmp socket (and sends events on a second), prints a console
+// that names the -kernel file's content, and implements the hostfwd by
 // forwarding 127.0.0.1:<port> to the Unix socket in GANTRY_FAKE_API (the
 // guest's api-bridge and apiserver in one).
 //
@@ -28,6 +29,8 @@ import (
 //	GANTRY_FAKE_IGNORE_POWERDOWN  the guest ignores the ACPI power button
 //	GANTRY_FAKE_PANIC           the guest panics and QEMU exits with 0 after printing
 //	GANTRY_FAKE_PORT_BUSY_ONCE  a file: when absent, create it and fail the hostfwd
+//	GANTRY_FAKE_REBOOT_FILE     a file: once it appears, remove it, reboot the guest (QMP
+//	                            SHUTDOWN event, reason guest-reset) and exit as -no-reboot does
 func TestMain(m *testing.M) {
 	if os.Getenv("GANTRY_FAKE_QEMU") == "1" {
 		os.Exit(fakeQEMU(os.Args[1:]))
@@ -36,14 +39,21 @@ func TestMain(m *testing.M) {
 }
 
 func fakeQEMU(args []string) int {
-	var qmpPath, cmdline, userData string
+	var qmpPath, eventsPath, kernel, cmdline, userData string
 	port := 0
 	for i := 0; i+1 < len(args); i++ {
 		v := args[i+1]
 		switch args[i] {
 		case "-qmp":
 			v = strings.TrimPrefix(v, "unix:")
-			qmpPath = strings.ReplaceAll(strings.TrimSuffix(v, ",server=on,wait=off"), ",,", ",")
+			v = strings.ReplaceAll(strings.TrimSuffix(v, ",server=on,wait=off"), ",,", ",")
+			if qmpPath == "" {
+				qmpPath = v
+			} else {
+				eventsPath = v
+			}
+		case "-kernel":
+			kernel = v
 		case "-append":
 			cmdline = v
 		case "-fw_cfg":
@@ -61,7 +71,8 @@ func fakeQEMU(args []string) int {
 			return 1
 		}
 	}
-	fmt.Printf("[    0.000000] Linux version fake\n[    0.000000] Command line: %s\n", cmdline)
+	k, _ := os.ReadFile(kernel)
+	fmt.Printf("[    0.000000] Linux version fake (%s)\n[    0.000000] Command line: %s\n", k, cmdline)
 	if userData != "" {
 		b, _ := os.ReadFile(userData)
 		fmt.Printf("fw_cfg opt/gantry/user-data: %s\n", strings.TrimSpace(string(b)))
@@ -87,6 +98,13 @@ func fakeQEMU(args []string) int {
 		}
 	}()
 
+	if eventsPath != "" {
+		if err := fakeEvents(eventsPath, exit); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+
 	fwd, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -105,6 +123,44 @@ func fakeQEMU(args []string) int {
 	code := <-exit
 	os.Remove(qmpPath)
 	return code
+}
+
+// fakeEvents serves the events monitor: one client, which gets SHUTDOWN
+// (guest-reset) when GANTRY_FAKE_REBOOT_FILE appears; QEMU then exits.
+func fakeEvents(path string, exit chan<- int) error {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return err
+	}
+	clients := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		json.NewEncoder(c).Encode(map[string]any{"QMP": map[string]any{"version": map[string]any{}, "capabilities": []string{}}})
+		bufio.NewReader(c).ReadString('\n') // qmp_capabilities
+		json.NewEncoder(c).Encode(map[string]any{"return": map[string]any{}})
+		clients <- c
+	}()
+	trigger := os.Getenv("GANTRY_FAKE_REBOOT_FILE")
+	if trigger == "" {
+		return nil
+	}
+	go func() {
+		for os.Remove(trigger) != nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+		fmt.Println("reboot: Restarting system")
+		select {
+		case c := <-clients:
+			json.NewEncoder(c).Encode(map[string]any{"event": "SHUTDOWN", "data": map[string]any{"guest": true, "reason": "guest-reset"}})
+			c.Close()
+		case <-time.After(time.Second):
+		}
+		exit <- 0
+	}()
+	return nil
 }
 
 func fakeQMPSession(c net.Conn, exit chan<- int) {

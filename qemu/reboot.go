@@ -130,6 +130,11 @@ func (n *Node) supervise() {
 		}
 		log.Info("the guest rebooted; through the boot loader again", "boot", n.Boot().N+1)
 		if err := n.relaunch(); err != nil {
+			if n.stopping.Load() {
+				// Stop ended the new QEMU while it was starting.
+				n.finish(nil)
+				return
+			}
 			log.Error("the node could not boot again", "error", err)
 			n.finish(err)
 			return

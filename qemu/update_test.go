@@ -214,9 +214,6 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 		}
 		return st
 	}
-	prio := func(p, tries int, ok bool) signpost.Prio {
-		return signpost.Prio{Priority: p, TriesLeft: tries, Successful: ok}
-	}
 
 	up("0.1.0", disklayout.SetA)
 	// early-boot-config may still be sending the user data.
