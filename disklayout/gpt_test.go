@@ -178,7 +178,7 @@ func TestCrossCheckWithSfdiskAndSgdisk(t *testing.T) {
 	for _, want := range []string{
 		"Partition GUID code: " + TypeBoot,
 		"Partition unique GUID: " + l.OS.Partitions[7].GUID,
-		"First sector: 2068480 (at 1010.0 MiB)",
+		"First sector: 2107392 (at 1.0 GiB)", // 1029 MiB
 		"Attribute flags: 0000000000000000",
 		"Partition name: 'GANTRY-BOOT-B'",
 	} {

@@ -19,20 +19,26 @@ const (
 
 // Sizes in MiB: the fixed ones, and the per-GiB scale factors of the
 // partitions that grow with the OS image. The scale factors are chosen so
-// that a 2 GiB image gets the historical Bottlerocket sizes. They must never
-// grow for an existing image size: the partitions of a bank are adjacent and
-// updates rewrite them in place, so a larger image would not fit on disks
-// already deployed.
+// that a 2 GiB image gets the historical Bottlerocket sizes of BOOT, ROOT
+// and HASH, and the bank's size (500 MiB per GiB). They must never grow for
+// an existing image size: the partitions of a bank are adjacent and updates
+// rewrite them in place, so a larger image would not fit on disks already
+// deployed.
+//
+// EFI is larger than Bottlerocket's 5 MiB: the ESP holds the UEFI chain's
+// kernel and selector initramfs (docs/boot.md), not only a boot loader. Its
+// space comes from RESERVED of the same bank, so the bank's size, and the
+// positions of ROOT and HASH relative to BOOT, are unchanged.
 const (
 	gptMiB   = 1 // at each end of every disk
 	biosMiB  = 4 // one per disk
-	efiMiB   = 5 // one per bank
 	dataAMiB = 1 // the split plan's fallback data partition
 
+	efiScale       = 12
 	bootScale      = 20
 	rootScale      = 460
 	hashScale      = 5
-	reserveScale   = 15
+	reserveScale   = 3
 	privateScale   = 24
 	overheadMiB    = 2*gptMiB + biosMiB
 	defaultOSGiB   = 2
@@ -88,8 +94,8 @@ type Layout struct {
 // Plan computes the partition layout for opts. Every partition starts on a
 // MiB boundary; the first and last MiB of each disk hold the GPT.
 //
-// Two banks of 500 MiB per GiB of image each hold EFI (5 MiB), BOOT (20/GiB),
-// ROOT (460/GiB), HASH (5/GiB) and RESERVED (15/GiB − 5). PRIVATE is
+// Two banks of 500 MiB per GiB of image each hold EFI (12/GiB), BOOT (20/GiB),
+// ROOT (460/GiB), HASH (5/GiB) and RESERVED (3/GiB). PRIVATE is
 // 24/GiB − 7 (the GPTs, BIOS-BOOT and DATA-A are taken from it). In the
 // unified plan DATA-A is the whole data size and the disk's last 2 MiB are
 // left free (1 MiB of them for the backup GPT), exactly as Bottlerocket lays
@@ -118,8 +124,8 @@ func Plan(opts Options) (*Layout, error) {
 		rnd = rand.Reader
 	}
 	g := int64(opts.OSImageGiB)
-	boot, root, hash := g*bootScale, g*rootScale, g*hashScale
-	reserved := g*reserveScale - efiMiB
+	efi, boot, root, hash := g*efiScale, g*bootScale, g*rootScale, g*hashScale
+	reserved := g * reserveScale
 	private := g*privateScale - overheadMiB - dataAMiB
 
 	var parts Partitions
@@ -141,7 +147,7 @@ func Plan(opts Options) (*Layout, error) {
 		if b == SetB {
 			efiName, efiType = NameEFIBackup, TypeEFIBackup
 		}
-		add(KindEFI, b, efiName, efiType, efiMiB*scale)
+		add(KindEFI, b, efiName, efiType, efi*scale)
 		add(KindBoot, b, setName(KindBoot, b), TypeBoot, boot*scale)
 		add(KindRoot, b, setName(KindRoot, b), TypeRoot, root*scale)
 		add(KindHash, b, setName(KindHash, b), TypeHash, hash*scale)
