@@ -169,7 +169,7 @@ func runNode(ctx context.Context, o Options, bootTimeout time.Duration, out io.W
 	if n.DiskReused() {
 		boot = "existing disk (not a first boot: user data is not read again; --fresh starts over)"
 	}
-	fmt.Fprintf(out, "Booting %s with %s, %s.\n", o.Image, n.Accel(), boot)
+	fmt.Fprintf(out, "Booting %s with %s, %s.\n", rel(n.Image()), n.Accel(), boot)
 	if b := n.Boot(); b.Set != "" {
 		fmt.Fprintf(out, "Boot loader: set %s (%s).\n", b.Set, b.Before)
 	}

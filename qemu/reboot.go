@@ -41,6 +41,9 @@ func (n *Node) Boot() Boot {
 	return n.boot
 }
 
+// Image is the disk image the node's disk was made from.
+func (n *Node) Image() string { return n.opts.Image }
+
 // loadBoot prepares boot number num: with Options.Boot "disk", the boot
 // loader picks the set and loads its files; else the files are booted.
 func (n *Node) loadBoot(ctx context.Context, num int) error {
