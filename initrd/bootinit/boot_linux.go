@@ -56,6 +56,15 @@ func Boot(ctx context.Context, con Console, args, env []string) error {
 	if err != nil {
 		return fmt.Errorf("read kernel command line: %w", err)
 	}
+	if IsSelector(string(raw)) {
+		// The UEFI chain's boot loader (select_linux.go): it ends in a
+		// kexec of the chosen set's kernel, not in this root.
+		con.Printf("selector mode (%s)", ParamSelect)
+		if err := loadModules(con); err != nil {
+			return err
+		}
+		return runSelector(ctx, con)
+	}
 	cmd, err := ParseCmdline(string(raw))
 	if err != nil {
 		return err

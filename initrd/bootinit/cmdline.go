@@ -169,6 +169,8 @@ func ParseCmdline(s string) (Cmdline, error) {
 			default:
 				errs = append(errs, fmt.Errorf("%s=%q: want restart, panic or eio", ParamVerity, v))
 			}
+		case ParamSelect:
+			// Selector mode is decided before parsing (IsSelector).
 		default:
 			c.Warnings = append(c.Warnings, fmt.Sprintf("unknown kernel parameter %q ignored", k))
 		}
