@@ -383,35 +383,60 @@ func (n *Node) Wait() error {
 
 // WaitForAPI waits until GET /os through the host socket answers 200. It
 // fails early, with the console's last lines, when QEMU exits.
+//
+// It starts a try every apiPollInterval without waiting for the previous
+// one: a connection made before the guest's network is up hangs in QEMU's
+// user network (its SYN to the guest goes unanswered and is retried with
+// back-off), and waiting for it would hide the API's arrival for seconds.
 func (n *Node) WaitForAPI(ctx context.Context) error {
 	client := apiclient.New(n.socketPath)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan error, maxAPITries)
+	inFlight := 0
 	var last error
+	tick := time.NewTicker(apiPollInterval)
+	defer tick.Stop()
+	try := func() {
+		inFlight++
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			code, body, err := client.Do(rctx, "GET", "/os", nil)
+			if err == nil && code != 200 {
+				err = fmt.Errorf("GET /os: status %d: %s", code, bytes.TrimSpace(body))
+			}
+			results <- err
+		}()
+	}
+	try()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		code, body, err := client.Do(rctx, "GET", "/os", nil)
-		cancel()
-		if err == nil && code == 200 {
-			return nil
-		}
-		if err != nil {
-			last = err
-		} else {
-			last = fmt.Errorf("GET /os: status %d: %s", code, bytes.TrimSpace(body))
-		}
 		select {
+		case err := <-results:
+			inFlight--
+			if err == nil {
+				return nil
+			}
+			last = err
+		case <-tick.C:
+			if inFlight < maxAPITries {
+				try()
+			}
 		case <-n.exited:
 			return fmt.Errorf("the VM exited before its API answered (%v); console:\n%s", n.waitErr, tail(n.Console(), 30))
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the node's API: %w (last try: %v); console:\n%s", ctx.Err(), last, tail(n.Console(), 30))
-		case <-time.After(apiPollInterval):
 		}
 	}
 }
 
-// apiPollInterval is how often WaitForAPI asks. Short, since the boot
-// benchmark measures through it; a failed try costs the guest one
-// connection to api-bridge.
-const apiPollInterval = 100 * time.Millisecond
+// apiPollInterval is how often WaitForAPI starts a try, and maxAPITries how
+// many may be open at once. Short, since the boot benchmark measures
+// through it; a failed try costs the guest one connection to api-bridge.
+const (
+	apiPollInterval = 100 * time.Millisecond
+	maxAPITries     = 32
+)
 
 // Stop powers the VM off: it asks the guest (QMP system_powerdown, the
 // ACPI power button) and waits up to Options.StopTimeout or until ctx is
