@@ -1,10 +1,18 @@
 // Package qemu boots a Gantry image under qemu-system-x86_64 and gives the
 // host its settings API: `gantry run`, and Start for tests.
 //
-// A node boots by direct kernel boot from an image build's output
-// directory (vmlinuz, initrd.img, cmdline and the disk image). The disk is
-// never written: the node runs on a qcow2 overlay in its run directory
-// (or a sparse copy when qemu-img is missing), so the build output stays
+// The package is the node's boot loader, as GRUB is on a Bottlerocket
+// node: before each start of QEMU it picks partition set A or B from the
+// disk's GPT flags as gptprio.next does (taking a try), copies vmlinuz,
+// initrd.img and cmdline out of that set's BOOT partition, and boots them
+// by direct kernel boot with gantry.bootuuid= added. QEMU runs with
+// -no-reboot; when its SHUTDOWN event says the guest reset, the node goes
+// through the boot loader again and QEMU starts anew on the same disk,
+// socket and port, so updates and their rollback work. Boot files
+// (Options.Boot) boots given files instead.
+//
+// The image is never written: the node runs on a sparse copy in its run
+// directory (or, booting files, a qcow2 overlay), so the build output stays
 // pristine and a second run of the same image boots the same disk again,
 // datastore included. User data goes in through QEMU's fw_cfg
 // (opt/gantry/user-data), where early-boot-config reads it.
