@@ -106,7 +106,7 @@ func NewCommand() *cobra.Command {
 	// has neither, so every reboot failed. As root without a terminal,
 	// systemctl skips the inhibitor check and falls back from logind to
 	// systemd's private socket.
-	f.StringVar(&rebootCommand, "reboot-command", "/usr/bin/systemctl reboot", "what POST /actions/reboot runs")
+	f.StringVar(&rebootCommand, "reboot-command", "/usr/bin/systemctl --no-block reboot", "what POST /actions/reboot runs (it must return once the reboot is queued, so the answer gets out)")
 	cmd.MarkFlagRequired("datastore-path")
 	return cmd
 }

@@ -71,7 +71,12 @@ func settingsUpdates(ctx context.Context, store *datastore.Store, cfg *updog.Con
 	return nil
 }
 
-// CommandReboot reboots by running a command (systemctl reboot on a node).
+// CommandReboot reboots by running a command. On a node it is
+// `systemctl --no-block reboot`: systemd queues the reboot and the command
+// returns, the handler answers, and systemd's SIGTERM then finds the
+// answer sent or in flight (Serve drains requests in flight before it
+// returns). A plain `systemctl reboot` would wait for the reboot itself,
+// which stops the apiserver before it answers.
 func CommandReboot(argv []string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
