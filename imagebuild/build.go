@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,7 @@ type Summary struct {
 	Commands       []string        `json:"commands"`
 	Root           RootSummary     `json:"root"`
 	Boot           BootSummary     `json:"boot"`
+	ESP            ESPSummary      `json:"esp"`
 	Outputs        []Output        `json:"outputs"`
 }
 
@@ -108,6 +110,15 @@ type BootSummary struct {
 	ImageBytes   int64 `json:"image_bytes"`
 }
 
+// ESPSummary describes the EFI system partition of the UEFI chain.
+type ESPSummary struct {
+	// Cmdline is the selector kernel's command line (the loader entry's).
+	Cmdline         string `json:"cmdline"`
+	BootLoaderBytes int64  `json:"boot_loader_bytes"`
+	SelectorBytes   int64  `json:"selector_initrd_bytes"`
+	ImageBytes      int64  `json:"image_bytes"`
+}
+
 // Result is a finished build.
 type Result struct {
 	Summary
@@ -121,7 +132,7 @@ type Result struct {
 	Timings []StepTiming
 }
 
-const totalSteps = 14
+const totalSteps = 15
 
 // Build builds a variant's images; see the package documentation.
 func Build(ctx context.Context, o Options) (res *Result, err error) {
@@ -291,8 +302,12 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	end = p.step("kernel and modules")
 	vmlinuz := filepath.Join(work, "vmlinuz")
 	k, err := takeKernel(st, vmlinuz)
+	bootLoader := filepath.Join(work, "systemd-bootx64.efi")
 	if err == nil {
-		err = selectModules(st, k, v.Kernel.Modules, v.Kernel.InitramfsModules)
+		err = takeBootLoader(st, bootLoader)
+	}
+	if err == nil {
+		err = selectModules(st, k, v.Kernel.Modules, append(slices.Clone(v.Kernel.InitramfsModules), SelectorModules...))
 	}
 	if err == nil {
 		err = depmod(ctx, st, k)
@@ -398,6 +413,16 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	end(fmt.Sprintf("%s partition image: vmlinuz, initrd.img, cmdline", mb(setA.Boot.Size)), nil)
 
+	// EFI system partition (esp.go): systemd-boot, the kernel and the
+	// selector initramfs.
+	end = p.step("EFI system partition (FAT)")
+	espImg, esp, err := buildESP(ctx, work, in, k, st.abs(k.ModulesDir), filepath.Join(binDir, InitCommand), bootLoader, vmlinuz)
+	if err != nil {
+		end("", err)
+		return nil, err
+	}
+	end(fmt.Sprintf("%s: systemd-boot, vmlinuz, selector initramfs %s", mb(esp.ImageBytes), mb(esp.SelectorBytes)), nil)
+
 	// Disk images.
 	end = p.step("disk image")
 	base := fmt.Sprintf("gantry-%s-%s-%s-%s", v.Name, v.Arch, v.Version, in.buildID)
@@ -406,7 +431,7 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 		dataName = base + "-data.img"
 	}
 	if err := makeDisk(ctx, work, diskOptions{
-		layout: in.layout, boot: bootImg, root: rootImg, hash: hashImg,
+		layout: in.layout, esp: espImg, boot: bootImg, root: rootImg, hash: hashImg,
 		out: filepath.Join(work, diskName), dataOut: filepath.Join(work, dataName), epoch: in.epoch,
 		privateUUID: in.uuid("private"), privateSeed: in.uuid("private-hash-seed"),
 		dataID: in.uuid("data"), dataHS: in.uuid("data-hash-seed"),
@@ -422,7 +447,7 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 		end("", err)
 		return nil, fmt.Errorf("outputs: %w", err)
 	}
-	names := []string{diskName, "boot.img", "root.img", "hash.img", "roothash", "vmlinuz", "initrd.img", "cmdline"}
+	names := []string{diskName, "esp.img", "boot.img", "root.img", "hash.img", "roothash", "vmlinuz", "initrd.img", "cmdline"}
 	if dataName != "" {
 		names = append(names, dataName)
 	}
@@ -437,6 +462,7 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 			RemovedScripts: pr.scripts, FlattenedOwners: len(st.foreignOwners),
 		},
 		Boot: BootSummary{VmlinuzBytes: fileSize(vmlinuz), InitrdBytes: initrdSize, ImageBytes: fileSize(bootImg)},
+		ESP:  esp,
 	}
 	if sum.Root.RemovedScripts == nil {
 		sum.Root.RemovedScripts = []string{}

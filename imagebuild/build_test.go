@@ -92,6 +92,16 @@ func fakeArchive(t *testing.T) string {
 		{path: "/boot/System.map-6.1.0-fake", data: "map"},
 		{path: "/lib/modules/6.1.0-fake/modules.builtin", data: ""},
 		{path: "/lib/modules/6.1.0-fake/kernel/fs/fake/fake.ko", data: fakeKO("fake")},
+		// The selector initramfs's modules (SelectorModules).
+		{path: "/lib/modules/6.1.0-fake/kernel/drivers/virtio/virtio.ko", data: fakeKO("virtio")},
+		{path: "/lib/modules/6.1.0-fake/kernel/drivers/virtio/virtio_pci.ko", data: fakeKO("virtio_pci", "virtio")},
+		{path: "/lib/modules/6.1.0-fake/kernel/drivers/block/virtio_blk.ko", data: fakeKO("virtio_blk", "virtio")},
+		{path: "/lib/modules/6.1.0-fake/kernel/drivers/firmware/qemu_fw_cfg.ko", data: fakeKO("qemu_fw_cfg")},
+	})
+	// systemd-boot for the ESP (BootLoaderPackage, requested by every build).
+	fakeDeb(t, repo, BootLoaderPackage, "252.1", "", []fakeFile{
+		{path: "/" + bootLoaderBinary, data: "MZ fake systemd-boot"},
+		{path: "/usr/lib/systemd/boot/efi/linuxx64.efi.stub", data: "MZ fake stub"},
 	})
 	return fakeRepo(t, repo)
 }
@@ -138,7 +148,7 @@ func TestBuildFakePackages(t *testing.T) {
 	for _, p := range lock.Packages {
 		names = append(names, p.Name)
 	}
-	if got := strings.Join(names, " "); got != "fake-kernel fake-libc fake-shell fake-systemd" {
+	if got := strings.Join(names, " "); got != "fake-kernel fake-libc fake-shell fake-systemd "+BootLoaderPackage {
 		t.Errorf("locked packages %q (fake-scripts is excluded)", got)
 	}
 	for _, step := range []string{"resolve packages", "fetch packages", "extract packages", "root filesystem (erofs)", "disk image"} {
@@ -149,7 +159,7 @@ func TestBuildFakePackages(t *testing.T) {
 
 	out := res.OutDir
 	base := "gantry-fake-dev-x86_64-1.2.3-test0001"
-	for _, n := range []string{base + ".img", base + "-data.img", "boot.img", "root.img", "hash.img", "roothash", "vmlinuz", "initrd.img", "cmdline", "build.json"} {
+	for _, n := range []string{base + ".img", base + "-data.img", "esp.img", "boot.img", "root.img", "hash.img", "roothash", "vmlinuz", "initrd.img", "cmdline", "build.json"} {
 		if _, err := os.Stat(filepath.Join(out, n)); err != nil {
 			t.Errorf("output %s: %v", n, err)
 		}
@@ -162,7 +172,7 @@ func TestBuildFakePackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.PackageCount != 4 || sum.RootHash != res.RootHash || sum.Root.CompressedBytes == 0 || len(sum.Outputs) != 9 ||
+	if sum.PackageCount != 5 || sum.RootHash != res.RootHash || sum.Root.CompressedBytes == 0 || len(sum.Outputs) != 10 ||
 		sum.Kernel != "6.1.0-fake" || sum.Cmdline != "console=ttyS0 gantry.roothash="+res.RootHash {
 		t.Errorf("build.json: %s", data)
 	}
@@ -171,6 +181,7 @@ func TestBuildFakePackages(t *testing.T) {
 	}
 	checkFakeRoot(t, filepath.Join(out, "root.img"))
 	checkFakeDisks(t, out, base, res.RootHash)
+	checkESP(t, out, filepath.Join(out, base+".img"))
 
 	// Again, from the lock this time: every output is the same.
 	res2, err := Build(ctx, opts(filepath.Join(t.TempDir(), "out")))

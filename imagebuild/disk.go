@@ -12,6 +12,7 @@ import (
 // diskOptions are the inputs of the disk images.
 type diskOptions struct {
 	layout           *disklayout.Layout
+	esp              string // the EFI system partition's image, for EFI-A
 	boot, root, hash string // the set A images
 	out, dataOut     string // the OS disk, and the data disk (split plan)
 	// Not used: PRIVATE and DATA are formatted on the node at first boot,
@@ -21,8 +22,9 @@ type diskOptions struct {
 	privateSeed, dataHS string
 }
 
-// makeDisk writes the OS disk image: the GPT of the layout, set A's BOOT,
-// ROOT and HASH filled, set B, PRIVATE and DATA empty. In the split plan it
+// makeDisk writes the OS disk image: the GPT of the layout, the ESP in
+// EFI-A (EFI-B stays empty), set A's BOOT, ROOT and HASH filled, set B,
+// PRIVATE and DATA empty. In the split plan it
 // also writes the data disk, with DATA-B empty. Both are sparse, and the
 // empty partitions read as zeros.
 func makeDisk(ctx context.Context, work string, o diskOptions) error {
@@ -30,10 +32,14 @@ func makeDisk(ctx context.Context, work string, o diskOptions) error {
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
+	efiA, ok := o.layout.OS.Partitions.ByRole("EFI-A")
+	if !ok {
+		return fmt.Errorf("disk: no EFI-A partition in the layout")
+	}
 	for _, f := range []struct {
 		what, path string
 		part       disklayout.Partition
-	}{{"boot.img", o.boot, setA.Boot}, {"root.img", o.root, setA.Root}, {"hash.img", o.hash, setA.Hash}} {
+	}{{"esp.img", o.esp, efiA}, {"boot.img", o.boot, setA.Boot}, {"root.img", o.root, setA.Root}, {"hash.img", o.hash, setA.Hash}} {
 		fi, err := os.Stat(f.path)
 		if err != nil {
 			return fmt.Errorf("disk: %w", err)
@@ -68,7 +74,7 @@ func makeDisk(ctx context.Context, work string, o diskOptions) error {
 	for _, f := range []struct {
 		path string
 		part disklayout.Partition
-	}{{o.boot, setA.Boot}, {o.root, setA.Root}, {o.hash, setA.Hash}} {
+	}{{o.esp, efiA}, {o.boot, setA.Boot}, {o.root, setA.Root}, {o.hash, setA.Hash}} {
 		if err := fillPartition(o.out, f.part, f.path); err != nil {
 			return err
 		}

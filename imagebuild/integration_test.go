@@ -68,6 +68,7 @@ func TestBuildMetalDev(t *testing.T) {
 		t.Errorf("compressed root %s is over the %s goal (see docs/variants.md, Size)", mb(res.Root.CompressedBytes), mb(rootSizeGoal))
 	}
 	compareOutputs(t, results[0].OutDir, results[1].OutDir)
+	checkESP(t, res.OutDir, res.DiskImage)
 
 	root := extractRoot(t, filepath.Join(res.OutDir, "root.img"))
 	if bad := walkForbidden(t, root); len(bad) > 0 {

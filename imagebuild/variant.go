@@ -357,10 +357,10 @@ func debArch(arch string) (string, error) {
 	return "", fmt.Errorf("%q is not supported (want x86_64 or aarch64)", arch)
 }
 
-// Requested is the sorted set of packages asked of apt: the includes and
-// the kernel package.
+// Requested is the sorted set of packages asked of apt: the includes, the
+// kernel package and systemd-boot's (BootLoaderPackage, for the ESP).
 func (v *Variant) Requested() []string {
-	out := append(slices.Clone(v.Packages.Include), v.Kernel.Package)
+	out := append(slices.Clone(v.Packages.Include), v.Kernel.Package, BootLoaderPackage)
 	sort.Strings(out)
 	return slices.Compact(out)
 }
