@@ -46,16 +46,27 @@ func (l launch) args() []string {
 		"-m", strconv.Itoa(o.MemoryMiB),
 		"-chardev", "stdio,id=console,signal=off",
 		"-serial", "chardev:console",
-		"-kernel", o.Kernel,
-		"-initrd", o.Initrd,
-		"-append", l.cmdline,
+	)
+	bootIndex := ""
+	if o.Firmware == FirmwareUEFI {
+		// OVMF boots the disk; the selector adds l.cmdline to the chosen
+		// set's command line.
+		a = append(a, "-bios", o.OVMF)
+		if l.cmdline != "" {
+			a = append(a, "-fw_cfg", fmt.Sprintf("name=%s,string=%s", CmdlineFwCfg, escape(l.cmdline)))
+		}
+		bootIndex = ",bootindex=0"
+	} else {
+		a = append(a, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", l.cmdline)
+	}
+	a = append(a,
 		"-drive", fmt.Sprintf("if=none,id=disk0,file=%s,format=%s,cache=writeback,discard=unmap", escape(l.disk), l.diskFmt),
 	)
 	switch o.DiskInterface {
 	case DiskNVMe:
-		a = append(a, "-device", "nvme,drive=disk0,serial=gantry-disk0")
+		a = append(a, "-device", "nvme,drive=disk0,serial=gantry-disk0"+bootIndex)
 	default:
-		a = append(a, "-device", "virtio-blk-pci,drive=disk0")
+		a = append(a, "-device", "virtio-blk-pci,drive=disk0"+bootIndex)
 	}
 	a = append(a,
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", l.hostPort, o.GuestPort),

@@ -25,6 +25,9 @@ const (
 	// BootFiles boots Options.Kernel, Initrd and Cmdline (from the build
 	// directory unless given), whatever the disk's flags say.
 	BootFiles = "files"
+	// BootFirmware lets the UEFI firmware boot the disk (Options.Firmware
+	// "uefi"): systemd-boot and the selector on the ESP choose the set.
+	BootFirmware = "firmware"
 )
 
 // DefaultDebugfs reads the BOOT partition's ext4 (e2fsprogs).
@@ -61,10 +64,16 @@ type Boot struct {
 	Kernel  string `json:"kernel"`
 	Initrd  string `json:"initrd"`
 	Cmdline string `json:"cmdline"`
+	// Firmware is the UEFI firmware file when the firmware boots the
+	// disk; Cmdline is then what the selector adds to the set's line.
+	Firmware string `json:"firmware,omitempty"`
 }
 
 // String describes the boot for logs and the console.
 func (b Boot) String() string {
+	if b.Firmware != "" {
+		return fmt.Sprintf("boot %d: UEFI firmware %s (the selector on the ESP chooses the set)", b.N, b.Firmware)
+	}
 	if b.Set == "" {
 		return fmt.Sprintf("boot %d: %s", b.N, b.Kernel)
 	}

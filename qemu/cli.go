@@ -43,7 +43,9 @@ on a Bottlerocket node: it picks partition set A or B from the disk's GPT flags 
 takes a try, and boots the kernel, initramfs and command line of that set's BOOT
 partition. When the guest reboots, it picks again, so updates and their automatic
 rollback work. --kernel, --initrd or --cmdline (or --boot files) boot those files
-instead, from the build directory unless given.
+instead, from the build directory unless given. --firmware uefi boots the disk through
+OVMF instead: systemd-boot on the ESP starts the selector, which chooses the set and
+kexecs its kernel; gantry run then loads nothing.
 
 The disk image is not written: the node runs on a sparse copy in the run directory (or,
 when booting files, a qcow2 overlay), which a later run of the same image boots again,
@@ -100,6 +102,8 @@ run waits until the API answers, prints how to use it, and powers the node off o
 	f := cmd.Flags()
 	f.StringVar(&o.BuildDir, "build-dir", DefaultBuildDir, "image build output: vmlinuz, initrd.img, cmdline, gantry-*.img")
 	f.StringVar(&boot, "boot", "auto", "disk (the boot loader: the set the GPT flags choose), files (--kernel, --initrd, --cmdline), or auto (files when one is given)")
+	f.StringVar(&o.Firmware, "firmware", FirmwareBIOS, "bios (gantry run is the boot loader) or uefi (OVMF boots the disk: systemd-boot, then the selector; reboots stay in QEMU)")
+	f.StringVar(&o.OVMF, "ovmf", DefaultOVMF, "OVMF firmware file for --firmware uefi (Debian package ovmf)")
 	f.StringVar(&o.Image, "image", "", "disk image (default: the build directory's gantry-*.img)")
 	f.StringVar(&o.Kernel, "kernel", "", "kernel (default: <build dir>/vmlinuz)")
 	f.StringVar(&o.Initrd, "initrd", "", "initramfs (default: <build dir>/initrd.img)")
@@ -172,6 +176,8 @@ func runNode(ctx context.Context, o Options, bootTimeout time.Duration, out io.W
 	fmt.Fprintf(out, "Booting %s with %s, %s.\n", rel(n.Image()), n.Accel(), boot)
 	if b := n.Boot(); b.Set != "" {
 		fmt.Fprintf(out, "Boot loader: set %s (%s).\n", b.Set, b.Before)
+	} else if b.Firmware != "" {
+		fmt.Fprintf(out, "UEFI: %s boots the disk; the selector's choice is on the console.\n", b.Firmware)
 	}
 	fmt.Fprintf(out, "Console: %s  (tail -f it, or run with --console)\n", n.ConsolePath())
 

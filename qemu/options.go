@@ -26,6 +26,24 @@ const (
 	// BridgeKernelArg turns on the guest's api-bridge unit
 	// (ConditionKernelCommandLine=gantry.api-bridge).
 	BridgeKernelArg = "gantry.api-bridge"
+	// CmdlineFwCfg is the fw_cfg entry from which the UEFI chain's
+	// selector adds kernel parameters (bootinit.FwCfgCmdline).
+	CmdlineFwCfg = "opt/gantry/cmdline"
+	// DefaultOVMF is Debian's OVMF build for QEMU's -bios (package ovmf).
+	DefaultOVMF = "/usr/share/ovmf/OVMF.fd"
+)
+
+// Firmware for Options.Firmware.
+const (
+	// FirmwareBIOS is QEMU's default firmware (SeaBIOS): QEMU loads the
+	// kernel and initramfs that gantry run's boot loader chose (or the
+	// files given), with -kernel, -initrd and -append.
+	FirmwareBIOS = "bios"
+	// FirmwareUEFI is OVMF: it boots the disk's ESP (systemd-boot, then
+	// the kernel with the selector initramfs, which chooses the set, takes
+	// a try and kexecs the set's kernel). gantry run loads nothing, and a
+	// guest reboot goes through the whole chain again inside QEMU.
+	FirmwareUEFI = "uefi"
 )
 
 // Names of the files an image build writes into its output directory.
@@ -70,9 +88,15 @@ type Options struct {
 	BuildDir string
 	// Boot is BootDisk (the boot loader: the set the disk's GPT flags
 	// choose, with that set's kernel, initramfs and command line), BootFiles
-	// (Kernel, Initrd and Cmdline, directly), or "": files when Kernel,
-	// Initrd or Cmdline is given, else disk.
+	// (Kernel, Initrd and Cmdline, directly), BootFirmware (Firmware
+	// "uefi": the firmware boots the disk), or "": firmware with UEFI, else
+	// files when Kernel, Initrd or Cmdline is given, else disk.
 	Boot string
+	// Firmware is FirmwareBIOS (default) or FirmwareUEFI, and OVMF the
+	// UEFI firmware file for -bios (default DefaultOVMF). With UEFI,
+	// gantry.api-bridge and Append reach the guest through fw_cfg
+	// CmdlineFwCfg, which the selector adds to the set's command line.
+	Firmware, OVMF string
 	// Image is the raw disk image; Kernel and Initrd are booted directly
 	// when booting files.
 	Image, Kernel, Initrd string
@@ -143,7 +167,29 @@ func (o Options) resolve() (Options, error) {
 		return o, errors.New("no run directory")
 	}
 	explicitFiles := o.Kernel != "" || o.Initrd != "" || o.Cmdline != ""
+	switch o.Firmware {
+	case "", FirmwareBIOS:
+		o.Firmware = FirmwareBIOS
+	case FirmwareUEFI:
+		if explicitFiles || (o.Boot != "" && o.Boot != BootFirmware) {
+			return o, errors.New("firmware uefi: the firmware boots the disk (systemd-boot, then the selector); " +
+				"a kernel, initrd, command line or another boot source does not apply")
+		}
+		o.Boot = BootFirmware
+		if o.OVMF == "" {
+			o.OVMF = DefaultOVMF
+		}
+		if fi, err := os.Stat(o.OVMF); err != nil || fi.IsDir() {
+			return o, fmt.Errorf("firmware uefi: no OVMF firmware file %s (on Debian: apt-get install ovmf)", o.OVMF)
+		}
+	default:
+		return o, fmt.Errorf("firmware %q: want bios or uefi", o.Firmware)
+	}
 	switch o.Boot {
+	case BootFirmware:
+		if o.Firmware != FirmwareUEFI {
+			return o, errors.New("boot firmware: needs firmware uefi")
+		}
 	case "":
 		o.Boot = BootDisk
 		if explicitFiles {
@@ -156,7 +202,7 @@ func (o Options) resolve() (Options, error) {
 				"a kernel, initrd or command line given explicitly needs boot files")
 		}
 	default:
-		return o, fmt.Errorf("boot %q: want disk or files", o.Boot)
+		return o, fmt.Errorf("boot %q: want disk, files or firmware", o.Boot)
 	}
 	if o.Boot == BootDisk {
 		switch o.DiskMode {
@@ -271,7 +317,7 @@ func (o Options) resolve() (Options, error) {
 		*p = a
 		return nil
 	}
-	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.RunDir} {
+	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.RunDir, &o.OVMF} {
 		if err := abs(p); err != nil {
 			return o, err
 		}
@@ -318,6 +364,20 @@ func FindImage(buildDir string) (string, error) {
 		return cs[i].path > cs[j].path
 	})
 	return cs[0].path, nil
+}
+
+// FirmwareCmdline is what the UEFI chain's selector adds to the chosen
+// set's command line (through fw_cfg): gantry.api-bridge unless noBridge,
+// then extra. The set's line names its consoles already.
+func FirmwareCmdline(noBridge bool, extra []string) string {
+	var add []string
+	if !noBridge {
+		add = append(add, BridgeKernelArg)
+	}
+	for _, e := range extra {
+		add = append(add, strings.Fields(e)...)
+	}
+	return strings.Join(add, " ")
 }
 
 // KernelCmdline is the command line Start boots with: base, then

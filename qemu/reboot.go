@@ -49,6 +49,9 @@ func (n *Node) Image() string { return n.opts.Image }
 func (n *Node) loadBoot(ctx context.Context, num int) error {
 	o := n.opts
 	b := Boot{Kernel: o.Kernel, Initrd: o.Initrd, Cmdline: KernelCmdline(o.Cmdline, o.NoAPIBridge, o.Append)}
+	if o.Boot == BootFirmware {
+		b = Boot{Firmware: o.OVMF, Cmdline: FirmwareCmdline(o.NoAPIBridge, o.Append)}
+	}
 	if o.Boot == BootDisk {
 		var failed []error
 		var err error
