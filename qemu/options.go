@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/gantry-os/gantry/initrd/bootinit"
 )
 
 // Defaults of Options.
@@ -386,22 +389,9 @@ func FirmwareCmdline(noBridge bool, extra []string) string {
 // values included); the additions go before a "--", whose arguments are
 // init's.
 func KernelCmdline(base string, noBridge bool, extra []string) string {
-	head, tail := strings.TrimSpace(base), ""
-	if head == "--" || strings.HasPrefix(head, "-- ") {
-		head, tail = "", head
-	} else if i := strings.Index(head, " -- "); i >= 0 {
-		head, tail = head[:i], head[i+1:]
-	} else if strings.HasSuffix(head, " --") {
-		head, tail = strings.TrimSuffix(head, " --"), "--"
-	}
-	words := strings.Fields(head)
+	words := bootinit.SplitCmdline(base) // the kernel's parameters, without init's
 	has := func(pred func(string) bool) bool {
-		for _, w := range words {
-			if pred(w) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(words, pred)
 	}
 	var add []string
 	if !has(func(w string) bool { return strings.HasPrefix(w, "console=") }) {
@@ -413,11 +403,5 @@ func KernelCmdline(base string, noBridge bool, extra []string) string {
 	for _, e := range extra {
 		add = append(add, strings.Fields(e)...)
 	}
-	parts := []string{}
-	for _, p := range append([]string{head}, append(add, tail)...) {
-		if p != "" {
-			parts = append(parts, p)
-		}
-	}
-	return strings.Join(parts, " ")
+	return bootinit.InsertParams(base, add)
 }
