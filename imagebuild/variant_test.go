@@ -31,7 +31,7 @@ func TestParseVariantDefaults(t *testing.T) {
 		v.Systemd.DefaultTarget != "multi-user.target" {
 		t.Errorf("defaults not filled in: %+v", v)
 	}
-	if got := v.Requested(); !slices.Equal(got, []string{"linux-image-cloud-amd64", "systemd"}) {
+	if got := v.Requested(); !slices.Equal(got, []string{"linux-image-cloud-amd64", "systemd", BootLoaderPackage}) {
 		t.Errorf("Requested = %v", got)
 	}
 }
