@@ -25,7 +25,7 @@ func TestMakeDiskLeavesWritablePartitionsEmpty(t *testing.T) {
 		t.Run(string(plan), func(t *testing.T) {
 			dir := t.TempDir()
 			images := map[string][]byte{}
-			for _, n := range []string{"boot.img", "root.img", "hash.img"} {
+			for _, n := range []string{"esp.img", "boot.img", "root.img", "hash.img"} {
 				images[n] = bytes.Repeat([]byte(n), 1000)
 				if err := os.WriteFile(filepath.Join(dir, n), images[n], 0o644); err != nil {
 					t.Fatal(err)
@@ -40,7 +40,7 @@ func TestMakeDiskLeavesWritablePartitionsEmpty(t *testing.T) {
 					t.Fatal(err)
 				}
 				out, dataOut = filepath.Join(dir, "os.img"), filepath.Join(dir, "data.img")
-				if err := makeDisk(context.Background(), dir, diskOptions{layout: l,
+				if err := makeDisk(context.Background(), dir, diskOptions{layout: l, esp: filepath.Join(dir, "esp.img"),
 					boot: filepath.Join(dir, "boot.img"), root: filepath.Join(dir, "root.img"), hash: filepath.Join(dir, "hash.img"),
 					out: out, dataOut: dataOut}); err != nil {
 					t.Fatal(err)
