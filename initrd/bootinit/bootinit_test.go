@@ -49,6 +49,8 @@ func TestParseCmdline(t *testing.T) {
 			Cmdline{RootHash: hashA, Set: disklayout.SetB, Init: "/sbin/init", Verity: VerityRestart}, ""},
 		{"unknown gantry parameter warns", "gantry.roothash=" + hashA + " gantry.foo=1",
 			Cmdline{RootHash: hashA, Init: "/sbin/init", Verity: VerityRestart, Warnings: []string{`unknown kernel parameter "gantry.foo" ignored`}}, ""},
+		{"the booted system's parameter is known", "gantry.roothash=" + hashA + " gantry.api-bridge",
+			Cmdline{RootHash: hashA, Init: "/sbin/init", Verity: VerityRestart}, ""},
 		{"after -- is init's", "gantry.roothash=" + hashA + " -- gantry.set=X",
 			Cmdline{RootHash: hashA, Init: "/sbin/init", Verity: VerityRestart}, ""},
 		{"missing root hash", "console=ttyS0", Cmdline{}, "refusing to boot"},

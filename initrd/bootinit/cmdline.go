@@ -37,6 +37,9 @@ const (
 	// ParamVerity is what dm-verity does on a corrupted block: restart
 	// (default), panic or eio.
 	ParamVerity = "gantry.verity"
+	// ParamAPIBridge is not gantry-init's: it turns api-bridge.service on
+	// in the booted system (gantry run adds it). Known, so not warned about.
+	ParamAPIBridge = "gantry.api-bridge"
 )
 
 // DefaultInit is the program gantry-init runs in the new root: systemd.
@@ -171,6 +174,8 @@ func ParseCmdline(s string) (Cmdline, error) {
 			}
 		case ParamSelect:
 			// Selector mode is decided before parsing (IsSelector).
+		case ParamAPIBridge:
+			// For the booted system (api-bridge.service's condition).
 		default:
 			c.Warnings = append(c.Warnings, fmt.Sprintf("unknown kernel parameter %q ignored", k))
 		}
