@@ -54,7 +54,7 @@ func (m ModuleLoader) Load(ctx context.Context, names ...string) ([]string, erro
 	}
 	insert := m.Insert
 	if insert == nil {
-		insert = finitModule
+		insert = func(path string) error { _, err := initrd.InsertModule(path); return err }
 	}
 	sysfs := m.Sysfs
 	if sysfs == "" {

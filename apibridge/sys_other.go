@@ -9,6 +9,5 @@ import (
 
 var errNotLinux = errors.New("only supported on Linux")
 
-func finitModule(string) error                          { return errNotLinux }
 func kernelRelease() (string, error)                    { return "", errNotLinux }
 func configureLink(int, netip.Prefix, netip.Addr) error { return errNotLinux }
