@@ -22,15 +22,6 @@ import (
 	"github.com/gantry-os/gantry/manifest"
 )
 
-// Metadata size caps for validation, as updog's.
-const (
-	maxRootBytes      = 1 << 20
-	maxTimestampBytes = 1 << 20
-	maxSnapshotBytes  = 10 << 20
-	maxTargetsBytes   = 10 << 20
-	maxManifestBytes  = 10 << 20
-)
-
 // ValidateOptions say which repository to validate and how.
 type ValidateOptions struct {
 	// Dir is a repository on disk; or give MetadataURL and TargetsURL
@@ -129,8 +120,8 @@ func Validate(ctx context.Context, opts ValidateOptions) (*Report, error) {
 	cfg.LocalMetadataDir = filepath.Join(tmp, "metadata")
 	cfg.LocalTargetsDir = filepath.Join(tmp, "targets")
 	cfg.PrefixTargetsWithHash = true
-	cfg.RootMaxLength, cfg.TimestampMaxLength = maxRootBytes, maxTimestampBytes
-	cfg.SnapshotMaxLength, cfg.TargetsMaxLength = maxSnapshotBytes, maxTargetsBytes
+	cfg.RootMaxLength, cfg.TimestampMaxLength = manifest.MaxRootBytes, manifest.MaxTimestampBytes
+	cfg.SnapshotMaxLength, cfg.TargetsMaxLength = manifest.MaxSnapshotBytes, manifest.MaxTargetsBytes
 	up, err := updater.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("validate: trusted root %s: %w", trusted, err)
@@ -165,7 +156,7 @@ func Validate(ctx context.Context, opts ValidateOptions) (*Report, error) {
 		res := TargetResult{Name: n, Length: tf.Length}
 		var body io.Writer
 		buf := &bytes.Buffer{}
-		if n == ManifestTarget && tf.Length <= maxManifestBytes {
+		if n == ManifestTarget && tf.Length <= manifest.MaxManifestBytes {
 			body = buf
 		}
 		res.Err = f.verifyTarget(targetsURL, n, tf, body)

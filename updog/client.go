@@ -26,15 +26,6 @@ import (
 // ManifestTarget is the name of the manifest in the repository.
 const ManifestTarget = "manifest.json"
 
-// Metadata size caps: a repository cannot make a node read endless data.
-const (
-	maxRootBytes      = 1 << 20
-	maxTimestampBytes = 1 << 20
-	maxSnapshotBytes  = 10 << 20
-	maxTargetsBytes   = 10 << 20
-	maxManifestBytes  = 10 << 20
-)
-
 // Config is what updog needs to know; settings.updates supplies most of it.
 type Config struct {
 	MetadataBaseURL string
@@ -100,8 +91,8 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	tc.LocalTargetsDir = filepath.Join(cfg.MetadataDir, "targets")
 	tc.RemoteTargetsURL = strings.TrimRight(cfg.TargetsBaseURL, "/") + "/"
 	tc.PrefixTargetsWithHash = true
-	tc.RootMaxLength, tc.TimestampMaxLength = maxRootBytes, maxTimestampBytes
-	tc.SnapshotMaxLength, tc.TargetsMaxLength = maxSnapshotBytes, maxTargetsBytes
+	tc.RootMaxLength, tc.TimestampMaxLength = manifest.MaxRootBytes, manifest.MaxTimestampBytes
+	tc.SnapshotMaxLength, tc.TargetsMaxLength = manifest.MaxSnapshotBytes, manifest.MaxTargetsBytes
 	if err := tc.SetDefaultFetcherHTTPClient(cfg.HTTPClient); err != nil {
 		return nil, err
 	}
@@ -119,7 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("refresh repository metadata from %s: %w", cfg.MetadataBaseURL, err)
 	}
 	c := &Client{cfg: cfg, up: up, running: running}
-	body, err := c.fetchSmallTarget(ctx, ManifestTarget, maxManifestBytes)
+	body, err := c.fetchSmallTarget(ctx, ManifestTarget, manifest.MaxManifestBytes)
 	if err != nil {
 		return nil, err
 	}
