@@ -19,6 +19,7 @@ func main() {
 	imageMiB := flag.Int("image-mib", 1024, "image size for -suite update")
 	child := flag.Bool("child-updog", false, "internal: run as updog (for -suite update)")
 	buildDir := flag.String("build-dir", "build/metal-dev", "image build to boot (for -suite boot)")
+	runs := flag.Int("runs", 5, "boots of each kind (for -suite boot)")
 	flag.Parse()
 	if *child {
 		os.Exit(updog.Main(context.Background(), flag.Args(), updog.OpenSignpost))
@@ -30,7 +31,7 @@ func main() {
 	}
 	defer cleanup()
 	if *suite == "boot" {
-		res, err := bench.RunBoot(context.Background(), *buildDir, dir, 3)
+		res, err := bench.RunBoot(context.Background(), *buildDir, dir, *runs)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "gantry-bench:", err)
 			cleanup()
