@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gantry-os/gantry/initrd"
@@ -78,7 +79,7 @@ func RunBoot(ctx context.Context, buildDir, dir string, runs int) (BootResult, e
 			fresh  bool
 			series *[]time.Duration
 		}{{true, &res.FirstBoot}, {false, &res.Reboot}} {
-			d, err := bootToAPI(ctx, qemu.Options{BuildDir: buildDir, RunDir: runDir, Fresh: boot.fresh, Accel: "tcg", StopTimeout: time.Minute})
+			d, err := bootToAPI(ctx, qemu.Options{BuildDir: buildDir, RunDir: runDir, Fresh: boot.fresh, Accel: "tcg", StopTimeout: time.Minute}, 8*time.Second)
 			if err != nil {
 				return res, err
 			}
@@ -90,9 +91,12 @@ func RunBoot(ctx context.Context, buildDir, dir string, runs int) (BootResult, e
 }
 
 // bootToAPI starts a node and times it from QEMU's start to its API
-// answering over the bridge, then powers it off (gracefully, so that a
-// reboot of the same disk is a normal one).
-func bootToAPI(ctx context.Context, o qemu.Options) (time.Duration, error) {
+// answering over the bridge. It then lets the node finish its boot (the
+// configuration after the API, settle) and powers it off with the power
+// button, so that the next boot of the same disk is a normal reboot. A stop
+// that had to quit QEMU is an error: the reboot after it would replay
+// journals and measure something else.
+func bootToAPI(ctx context.Context, o qemu.Options, settle time.Duration) (time.Duration, error) {
 	n, err := qemu.Start(ctx, o)
 	if err != nil {
 		return 0, err
@@ -100,13 +104,32 @@ func bootToAPI(ctx context.Context, o qemu.Options) (time.Duration, error) {
 	start := time.Now()
 	err = n.WaitForAPI(ctx)
 	d := time.Since(start)
+	if err == nil {
+		select {
+		case <-time.After(settle):
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
 	if stopErr := n.Stop(context.Background()); err == nil && stopErr != nil {
 		err = stopErr
+	}
+	if err == nil && n.StopForced() {
+		err = fmt.Errorf("the node did not power off by itself; console:\n%s", tail(n.Console(), 20))
 	}
 	if err != nil {
 		return 0, fmt.Errorf("boot to API: %w", err)
 	}
 	return d, nil
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // PrintBoot writes the result with the goal.
