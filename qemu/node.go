@@ -438,9 +438,12 @@ const (
 	maxAPITries     = 32
 )
 
+// powerdownRepeat is how often Stop presses the power button again.
+const powerdownRepeat = 3 * time.Second
+
 // Stop powers the VM off: it asks the guest (QMP system_powerdown, the
-// ACPI power button) and waits up to Options.StopTimeout or until ctx is
-// done, then quits QEMU, then kills it. It returns once QEMU has exited;
+// ACPI power button, pressed again every powerdownRepeat) and waits up to
+// Options.StopTimeout or until ctx is done, then quits QEMU, then kills it. It returns once QEMU has exited;
 // the error says only whether QEMU could be ended at all.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stopping.Store(true)
@@ -472,14 +475,29 @@ func (n *Node) stop(ctx context.Context) error {
 		asked := time.Now()
 		t := time.NewTimer(n.opts.StopTimeout)
 		defer t.Stop()
-		select {
-		case <-n.exited:
-			log.Info("the guest powered off", "after", time.Since(asked).Round(time.Millisecond))
-			return nil
-		case <-t.C:
-			log.Warn("the guest did not power off in time; quitting QEMU")
-		case <-ctx.Done():
-			log.Warn("stop interrupted; quitting QEMU")
+		// A press is an event, not a state: one made while the guest is
+		// still booting, before power-button.service watches the key, is
+		// lost. Press again now and then; once the guest is shutting down
+		// more presses change nothing.
+		again := time.NewTicker(powerdownRepeat)
+		defer again.Stop()
+	wait:
+		for {
+			select {
+			case <-n.exited:
+				log.Info("the guest powered off", "after", time.Since(asked).Round(time.Millisecond))
+				return nil
+			case <-again.C:
+				qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				qmpCommand(qctx, n.qmpPath, "system_powerdown")
+				cancel()
+			case <-t.C:
+				log.Warn("the guest did not power off in time; quitting QEMU")
+				break wait
+			case <-ctx.Done():
+				log.Warn("stop interrupted; quitting QEMU")
+				break wait
+			}
 		}
 	}
 	n.forced.Store(true)
