@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,34 +20,12 @@ import (
 // stop timeout would make Stop quit QEMU. It is skipped when there is no
 // image or no QEMU.
 func TestBootImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a VM")
-	}
-	bd := os.Getenv("GANTRY_BUILD_DIR")
-	if bd == "" {
-		bd = filepath.Join("..", DefaultBuildDir)
-	}
-	if _, err := FindImage(bd); err != nil {
-		t.Skipf("no image to boot: %v", err)
-	}
-	if _, err := exec.LookPath(DefaultQEMU); err != nil {
-		t.Skipf("%s not installed (apt-get install qemu-system-x86)", DefaultQEMU)
-	}
+	bd, _ := vmImage(t)
 	ud := filepath.Join(t.TempDir(), "user-data.toml")
 	const motd = "hello from TestBootImage"
 	os.WriteFile(ud, []byte("[settings]\nmotd = \""+motd+"\"\n"), 0o644)
 
-	dir, err := os.MkdirTemp("", "gantry-boot")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("run directory kept: %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
+	dir := vmRunDir(t, "boot")
 	// Below go test's default 10-minute limit, so a hung boot fails here
 	// with the console rather than as a test-binary panic.
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)

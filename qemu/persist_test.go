@@ -112,20 +112,7 @@ func consoleLines(console string, subs ...string) []string {
 // second boot of the same disk formats nothing, and the setting is still
 // there.
 func TestPersistAcrossBoots(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a VM twice")
-	}
-	bd := os.Getenv("GANTRY_BUILD_DIR")
-	if bd == "" {
-		bd = filepath.Join("..", DefaultBuildDir)
-	}
-	image, err := FindImage(bd)
-	if err != nil {
-		t.Skipf("no image to boot: %v", err)
-	}
-	if _, err := exec.LookPath(DefaultQEMU); err != nil {
-		t.Skipf("%s not installed (apt-get install qemu-system-x86)", DefaultQEMU)
-	}
+	bd, image := vmImage(t)
 	fi, err := os.Stat(image)
 	if err != nil {
 		t.Fatal(err)
@@ -141,17 +128,7 @@ func TestPersistAcrossBoots(t *testing.T) {
 	diskSize := fi.Size() + 1<<30
 	wantMiB := (diskSize - disklayout.MiB - data.Start) / disklayout.MiB
 
-	dir, err := os.MkdirTemp("", "gantry-persist")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("run directory kept: %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
+	dir := vmRunDir(t, "persist")
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 

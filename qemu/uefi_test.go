@@ -3,7 +3,6 @@ package qemu
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -84,20 +83,7 @@ func TestUEFIOptions(t *testing.T) {
 // about half a minute more than a direct kernel boot. Skipped without an
 // image, QEMU or OVMF.
 func TestBootUEFI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a VM")
-	}
-	bd := os.Getenv("GANTRY_BUILD_DIR")
-	if bd == "" {
-		bd = filepath.Join("..", DefaultBuildDir)
-	}
-	img, err := FindImage(bd)
-	if err != nil {
-		t.Skipf("no image to boot: %v", err)
-	}
-	if _, err := exec.LookPath(DefaultQEMU); err != nil {
-		t.Skipf("%s not installed (apt-get install qemu-system-x86)", DefaultQEMU)
-	}
+	bd, img := vmImage(t)
 	if _, err := os.Stat(DefaultOVMF); err != nil {
 		t.Skipf("no UEFI firmware %s (apt-get install ovmf)", DefaultOVMF)
 	}
@@ -109,17 +95,7 @@ func TestBootUEFI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "gantry-uefi")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("run directory kept: %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
+	dir := vmRunDir(t, "uefi")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	n, err := Start(ctx, Options{BuildDir: bd, RunDir: dir, Firmware: FirmwareUEFI, Fresh: true,
