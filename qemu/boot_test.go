@@ -133,7 +133,11 @@ func TestBootImage(t *testing.T) {
 	if err := n.Wait(); err != nil {
 		t.Errorf("QEMU after the guest's poweroff: %v", err)
 	}
-	for _, want := range []string{"power button pressed", "power off started", "reboot: Power down"} {
+	// power-button's own "power off started" is not required: it reaches
+	// the console through journald, which may already be stopping. The
+	// press (logged before the request) and the kernel's last line, with
+	// the guest exiting QEMU by itself, say the poweroff was clean.
+	for _, want := range []string{"power button pressed", "reboot: Power down"} {
 		if !strings.Contains(con, want) {
 			t.Errorf("console lacks %q:\n%s", want, tail(con, 40))
 		}
