@@ -286,6 +286,26 @@ func TestBootAndRuntimePipeline(t *testing.T) {
 		t.Fatalf("a sysctl change restarted %q", r)
 	}
 
+	aged = n.ageFiles()
+	n.api("set", `dns.name-servers=["10.0.2.3"]`, `dns.search-list=["corp.example"]`)
+	if got := n.rewritten(aged); strings.Join(got, ",") != "/etc/resolv.conf" {
+		t.Fatalf("a dns change rewrote %v", got)
+	}
+	if got := n.file("/etc/resolv.conf"); !strings.Contains(got, "\nnameserver 10.0.2.3\nsearch corp.example\n") {
+		t.Fatalf("/etc/resolv.conf = %q", got)
+	}
+	aged = n.ageFiles()
+	n.api("set", `network.hosts=[["10.0.0.10", ["registry.internal"]]]`)
+	if got := n.rewritten(aged); strings.Join(got, ",") != "/etc/hosts" {
+		t.Fatalf("a hosts change rewrote %v", got)
+	}
+	if got := n.file("/etc/hosts"); !strings.Contains(got, "\n10.0.0.10 registry.internal\n") {
+		t.Fatalf("/etc/hosts = %q", got)
+	}
+	if r := n.restarts(); r != "" {
+		t.Fatalf("dns and hosts changes restarted %q", r)
+	}
+
 	// A broken template and a failing restart reach the caller; the
 	// settings stay committed.
 	os.WriteFile(filepath.Join(n.templates, "motd"), []byte("{{ .settings.no-such }}\n"), 0o644)

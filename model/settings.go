@@ -25,8 +25,8 @@ type NetworkSettings struct {
 
 // DNSSettings configure name resolution.
 type DNSSettings struct {
-	NameServers []IPAddress          `json:"name-servers,omitempty" doc:"Name servers, instead of those from DHCP."`
-	SearchList  []ValidLinuxHostname `json:"search-list,omitempty" doc:"Search domains, instead of those from DHCP."`
+	NameServers []IPAddress          `json:"name-servers,omitempty" doc:"Name servers, written to /etc/resolv.conf."`
+	SearchList  []ValidLinuxHostname `json:"search-list,omitempty" doc:"Search domains, written to /etc/resolv.conf."`
 }
 
 // KernelModule controls one kernel module.
