@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/gptprio"
 	"github.com/gantry-os/gantry/signpost"
 )
 
@@ -129,25 +129,11 @@ func find(ps disklayout.Partitions, spec Spec, disk string) (string, disklayout.
 // filesystem, as signpost finds it: the dm-verity device's backing
 // partition, then that partition's disk.
 func bootDisk(o Options) (string, error) {
-	major, minor, err := deviceOf(o.Root)
-	if err != nil {
-		return "", fmt.Errorf("find the boot disk: %w", err)
-	}
-	rp, err := signpost.FindRootPartition(o.Sys, major, minor)
+	rp, err := signpost.RootPartitionOf(o.Sys, o.Root)
 	if err != nil {
 		return "", fmt.Errorf("find the boot disk: %w", err)
 	}
 	return filepath.Join(o.Dev, filepath.Base(rp.Disk)), nil
-}
-
-// skipDisk says which block devices are never Gantry data disks.
-func skipDisk(name string) bool {
-	for _, p := range []string{"loop", "ram", "zram", "dm-", "sr", "fd", "md", "nbd"} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // dataDisk finds GANTRY-DATA on a disk other than the OS disk (the split
@@ -174,7 +160,7 @@ func dataDisk(o Options, osDisk string) (string, disklayout.Partition, error) {
 	for _, e := range ents {
 		name := e.Name()
 		path := filepath.Join(o.Dev, name)
-		if skipDisk(name) || path == osDisk {
+		if disklayout.NotADisk(name) || path == osDisk {
 			continue
 		}
 		t, err := disklayout.ReadFile(path)
@@ -276,7 +262,7 @@ func grow(ctx context.Context, p *partition, log *slog.Logger) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	if err := lockDisk(ctx, f); err != nil {
+	if err := gptprio.LockExclusive(f); err != nil {
 		return 0, fmt.Errorf("lock %s: %w", p.disk, err)
 	}
 	t, err := disklayout.Read(f)
@@ -323,24 +309,4 @@ func grow(ctx context.Context, p *partition, log *slog.Logger) (int64, error) {
 		return 0, err
 	}
 	return old, nil
-}
-
-// lockDisk takes an exclusive flock on f, waiting up to 10 s.
-func lockDisk(ctx context.Context, f *os.File) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		err := flockNB(f)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, errWouldBlock) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("another process holds the disk's lock: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

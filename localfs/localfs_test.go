@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gantry-os/gantry/disklayout"
 	"github.com/gantry-os/gantry/internal/cli"
 )
@@ -440,10 +442,11 @@ func TestNodeDiscovery(t *testing.T) {
 	needTools(t)
 	osDisk, dataDisk := newImage(t, disklayout.Split, 0)
 	root := t.TempDir()
-	major, minor, err := deviceOf(root)
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil {
 		t.Fatal(err)
 	}
+	major, minor := unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev))
 	sys, dev := t.TempDir(), t.TempDir()
 	mk := func(path, content string) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

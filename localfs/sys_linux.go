@@ -13,31 +13,6 @@ import (
 	"github.com/gantry-os/gantry/disklayout"
 )
 
-var errWouldBlock = syscall.EWOULDBLOCK
-
-// flockNB tries to take an exclusive flock on f without waiting.
-func flockNB(f *os.File) error {
-	sc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lockErr error
-	if err := sc.Control(func(fd uintptr) { lockErr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB) }); err != nil {
-		return err
-	}
-	return lockErr
-}
-
-// deviceOf returns the major and minor number of the device holding path's
-// filesystem.
-func deviceOf(path string) (major, minor uint32, err error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, 0, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return unix.Major(st.Dev), unix.Minor(st.Dev), nil
-}
-
 // resizePartition tells the kernel the new start and size of partition p
 // of the disk f (BLKPG_RESIZE_PARTITION); the kernel checks that it
 // overlaps no other partition.

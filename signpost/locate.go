@@ -58,14 +58,20 @@ func FindRootPartition(sysfs string, major, minor uint32) (RootPartition, error)
 	return rp, nil
 }
 
+// RootPartitionOf is FindRootPartition for the device holding path's file
+// system ("/" on a node), looked up under sysfs ("/sys").
+func RootPartitionOf(sysfs, path string) (RootPartition, error) {
+	major, minor, err := rootDevice(path)
+	if err != nil {
+		return RootPartition{}, err
+	}
+	return FindRootPartition(sysfs, major, minor)
+}
+
 // LoadRunning loads the boot state of the disk the running system booted
 // from, with the set holding the root file system as the active set.
 func LoadRunning() (*State, error) {
-	major, minor, err := rootDevice("/")
-	if err != nil {
-		return nil, fmt.Errorf("load boot state: %w", err)
-	}
-	rp, err := FindRootPartition("/sys", major, minor)
+	rp, err := RootPartitionOf("/sys", "/")
 	if err != nil {
 		return nil, fmt.Errorf("load boot state: %w", err)
 	}

@@ -59,16 +59,6 @@ func (d *Disk) Partition(n int) (PartitionDevice, error) {
 	return p, nil
 }
 
-// skipDisk says which block devices cannot hold the OS disk's GPT.
-func skipDisk(name string) bool {
-	for _, p := range []string{"loop", "ram", "zram", "dm-", "sr", "fd", "md", "nbd"} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // FindDisk waits until exactly one disk whose GPT has a partition named
 // GANTRY-ROOT-A appears, with the kernel's partition devices matching its
 // GPT, and returns it. It polls every interval until ctx ends, then returns
@@ -109,7 +99,7 @@ func scanDisks(p Paths) ([]*Disk, string, error) {
 	var notes []string
 	for _, e := range ents {
 		name := e.Name()
-		if skipDisk(name) {
+		if disklayout.NotADisk(name) {
 			continue
 		}
 		d, note, err := probeDisk(p, name)
