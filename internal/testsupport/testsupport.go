@@ -98,7 +98,7 @@ func (h Host) Missing(t TB, what, install string) {
 		t.Fatalf("%s; under CI a missing prerequisite fails the test instead of skipping it: %s", what, install)
 		return
 	}
-	t.Skipf("%s (%s)", what, install)
+	t.Skipf("%s; to run it: %s", what, install)
 }
 
 // Require is h.Missing when ok is false.
