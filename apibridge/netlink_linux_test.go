@@ -8,13 +8,14 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 var errSkip = errors.New("skip")
@@ -24,9 +25,7 @@ var errSkip = errors.New("skip")
 // namespace with it.
 func inNetns(t *testing.T, f func() error) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
+	testsupport.RequireRoot(t, "a network namespace")
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -38,7 +37,8 @@ func inNetns(t *testing.T, f func() error) {
 		done <- f()
 	}()
 	if err := <-done; errors.Is(err, errSkip) {
-		t.Skip("cannot create a network namespace")
+		testsupport.Missing(t, "cannot create a network namespace",
+			"a kernel and container that allow unshare(CLONE_NEWNET) (a container needs --privileged)")
 	} else if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 // writeImage plans opts and writes the OS disk (and data disk, if any) into
@@ -135,9 +137,7 @@ func sfdiskDump(t *testing.T, img string) map[int]map[string]string {
 // TestCrossCheckWithSfdiskAndSgdisk reads the written table with util-linux
 // and gdisk, when installed.
 func TestCrossCheckWithSfdiskAndSgdisk(t *testing.T) {
-	if _, err := exec.LookPath("sfdisk"); err != nil {
-		t.Skip("sfdisk not installed")
-	}
+	testsupport.RequireTool(t, "sfdisk")
 	l, osImg, _ := writeImage(t, Options{})
 	parts := sfdiskDump(t, osImg)
 	if len(parts) != len(l.OS.Partitions) {
@@ -164,9 +164,7 @@ func TestCrossCheckWithSfdiskAndSgdisk(t *testing.T) {
 			t.Errorf("partition %d (%s) has attrs %q", p.Number, p.Role(), got["attrs"])
 		}
 	}
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed")
-	}
+	testsupport.RequireTool(t, "sgdisk")
 	out, err := exec.Command("sgdisk", "-v", osImg).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "No problems found") {
 		t.Errorf("sgdisk -v: %v\n%s", err, out)
@@ -191,9 +189,7 @@ func TestCrossCheckWithSfdiskAndSgdisk(t *testing.T) {
 // TestReadSgdiskImage builds the table with sgdisk the way Bottlerocket's
 // image build does, and reads it back.
 func TestReadSgdiskImage(t *testing.T) {
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed")
-	}
+	testsupport.RequireTool(t, "sgdisk")
 	l, err := Plan(Options{})
 	if err != nil {
 		t.Fatal(err)

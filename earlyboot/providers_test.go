@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gantry-os/gantry/earlyboot"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"github.com/gantry-os/gantry/userdata"
 )
 
@@ -144,10 +145,7 @@ func TestConfigDiskFromStandardTools(t *testing.T) {
 	}
 	for _, tool := range tools {
 		t.Run(tool.name+" "+strings.Join(tool.args, " "), func(t *testing.T) {
-			bin, err := exec.LookPath(tool.name)
-			if err != nil {
-				t.Skipf("%s is not installed", tool.name)
-			}
+			bin := testsupport.RequireTool(t, tool.name)
 			src := t.TempDir()
 			writeFile(t, src, "user-data.toml", []byte(ud))
 			img := filepath.Join(t.TempDir(), "ud.iso")

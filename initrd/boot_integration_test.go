@@ -14,6 +14,7 @@ import (
 
 	"github.com/gantry-os/gantry/disklayout"
 	"github.com/gantry-os/gantry/initrd"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"github.com/gantry-os/gantry/verity"
 )
 
@@ -45,11 +46,7 @@ func TestBootQEMU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	for _, tool := range []string{"qemu-system-x86_64", "mkfs.erofs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install -y qemu-system-x86 erofs-utils)", tool)
-		}
-	}
+	testsupport.RequireTools(t, "qemu-system-x86_64", "mkfs.erofs")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	env := setupBoot(ctx, t)
@@ -272,7 +269,7 @@ func kernelRoot(ctx context.Context, t *testing.T) string {
 	if cache == "" {
 		uc, err := os.UserCacheDir()
 		if err != nil {
-			t.Skipf("no cache directory: %v", err)
+			testsupport.Missing(t, fmt.Sprintf("no cache directory for the test kernel: %v", err), "set HOME or GANTRY_TEST_CACHE")
 		}
 		cache = filepath.Join(uc, "gantry-test")
 	}
@@ -287,7 +284,8 @@ func kernelRoot(ctx context.Context, t *testing.T) string {
 		// Offline: use any kernel already in the cache.
 		roots, _ := filepath.Glob(filepath.Join(cache, "kernel/*/root"))
 		if len(roots) == 0 {
-			t.Skip("no Debian cloud kernel: apt-cache cannot name it and the cache has none")
+			testsupport.Missing(t, "no Debian cloud kernel: apt-cache cannot name linux-image-cloud-amd64 and the cache has none",
+				"Debian's archive in the apt sources (apt-get update), or GANTRY_TEST_CACHE with a kernel/*/root")
 		}
 		return roots[len(roots)-1]
 	}
@@ -296,18 +294,14 @@ func kernelRoot(ctx context.Context, t *testing.T) string {
 	if _, err := os.Stat(filepath.Join(root, ".complete")); err == nil {
 		return root
 	}
-	for _, tool := range []string{"apt-get", "dpkg-deb"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not available to fetch the kernel", tool)
-		}
-	}
+	testsupport.RequireTools(t, "apt-get", "dpkg-deb")
 	must(t, os.MkdirAll(dir, 0o755))
 	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
 	if len(debs) == 0 {
 		cmd := exec.CommandContext(ctx, "apt-get", "download", pkg)
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Skipf("apt-get download %s: %v\n%s", pkg, err, out)
+			testsupport.Missing(t, fmt.Sprintf("apt-get download %s: %v\n%s", pkg, err, out), "network access to Debian's archive")
 		}
 		debs, _ = filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
 	}

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 func writeData(t *testing.T, dir string, blocks, bs int, seed uint64) string {
@@ -256,10 +258,7 @@ func TestSuperblockRoundTrip(t *testing.T) {
 // TestMatchesVeritysetup checks byte-identity with cryptsetup's
 // `veritysetup format` when it is installed (apt-get install cryptsetup-bin).
 func TestMatchesVeritysetup(t *testing.T) {
-	vs, err := exec.LookPath("veritysetup")
-	if err != nil {
-		t.Skip("veritysetup not installed (apt-get install -y cryptsetup-bin)")
-	}
+	vs := testsupport.RequireTool(t, "veritysetup")
 	for _, blocks := range []int{1, 2, 129, 1509, 128*128 + 3} {
 		dir := t.TempDir()
 		dataPath := writeData(t, dir, blocks, 4096, uint64(blocks))

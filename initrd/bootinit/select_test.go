@@ -3,6 +3,7 @@ package bootinit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gantry-os/gantry/disklayout"
 	"github.com/gantry-os/gantry/gptprio"
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 const testHash = "039d8785849ea462eafbdd29065da27a6b95554365ea2b67af451117fd1de710"
@@ -103,9 +105,7 @@ func TestReadFwCfgCmdline(t *testing.T) {
 // image builder does, holding files.
 func mkfsBoot(t *testing.T, files map[string]string) string {
 	t.Helper()
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		t.Skip("mkfs.ext4 not installed (e2fsprogs)")
-	}
+	testsupport.RequireTool(t, "mkfs.ext4")
 	src := filepath.Join(t.TempDir(), "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		t.Fatal(err)
@@ -128,16 +128,15 @@ func mkfsBoot(t *testing.T, files map[string]string) string {
 // loop devices; the test is skipped without them.
 func mountRO(t *testing.T, img string, offset, size int64) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a BOOT file system needs root")
-	}
+	testsupport.RequireRoot(t, "mounting a BOOT file system")
 	dir := t.TempDir()
 	opts := "loop,ro,noload"
 	if size > 0 {
 		opts += ",offset=" + strconv.FormatInt(offset, 10) + ",sizelimit=" + strconv.FormatInt(size, 10)
 	}
 	if out, err := exec.Command("mount", "-t", "ext4", "-o", opts, img, dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount here (%v: %s)", err, out)
+		testsupport.Missing(t, fmt.Sprintf("cannot loop-mount here (%v: %s)", err, out),
+			"loop devices (modprobe loop; a container needs --privileged)")
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
