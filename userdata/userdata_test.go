@@ -290,7 +290,7 @@ func TestErrorFormat(t *testing.T) {
 func TestExampleUserData(t *testing.T) {
 	b, err := os.ReadFile("../examples/user-data.toml")
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	doc, err := Parse("examples/user-data.toml", b)
 	if err != nil {
@@ -305,7 +305,7 @@ func TestExampleUserData(t *testing.T) {
 func TestDocsExample(t *testing.T) {
 	b, err := os.ReadFile("../docs/user-data.md")
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(b), "```toml\n")
 	example, _, ok2 := strings.Cut(rest, "```")
