@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 // sparseImage writes a 64 MiB file with data only at a few places.
@@ -71,14 +73,10 @@ func TestSparseCopy(t *testing.T) {
 }
 
 func TestPrepareDisk(t *testing.T) {
-	haveQEMUImg := false
-	if _, err := exec.LookPath(DefaultQEMUImg); err == nil {
-		haveQEMUImg = true
-	}
 	for _, mode := range []string{diskCopy, diskOverlay} {
 		t.Run(mode, func(t *testing.T) {
-			if mode == diskOverlay && !haveQEMUImg {
-				t.Skip("qemu-img not installed")
+			if mode == diskOverlay {
+				testsupport.RequireTool(t, DefaultQEMUImg)
 			}
 			dir := t.TempDir()
 			img := filepath.Join(dir, "gantry.img")

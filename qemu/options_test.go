@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 func TestKernelCmdline(t *testing.T) {
@@ -265,9 +266,7 @@ func TestChooseAccel(t *testing.T) {
 // TestProbeKVM runs the probe guest under TCG's stand-in check: the probe
 // must succeed where KVM works and fail (not hang) where it does not.
 func TestProbeKVM(t *testing.T) {
-	if _, err := exec.LookPath(DefaultQEMU); err != nil {
-		t.Skip("qemu not installed")
-	}
+	testsupport.RequireTool(t, DefaultQEMU)
 	start := time.Now()
 	err := probeKVM(context.Background(), DefaultQEMU, t.TempDir())
 	if d := time.Since(start); d > kvmProbeTimeout+2*time.Second {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-os/gantry/apiclient"
 	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 func TestParseSize(t *testing.T) {
@@ -56,12 +57,11 @@ func TestDiskSize(t *testing.T) {
 	if err := os.Truncate(img, 4<<20); err != nil {
 		t.Fatal(err)
 	}
-	modes := []string{diskCopy}
-	if _, err := exec.LookPath(DefaultQEMUImg); err == nil {
-		modes = append(modes, diskOverlay)
-	}
-	for _, mode := range modes {
+	for _, mode := range []string{diskCopy, diskOverlay} {
 		t.Run(mode, func(t *testing.T) {
+			if mode == diskOverlay {
+				testsupport.RequireTool(t, DefaultQEMUImg)
+			}
 			o := Options{Image: img, RunDir: t.TempDir(), DiskMode: mode, DiskSize: 64 << 20, QEMUImg: DefaultQEMUImg,
 				Logger: slog.New(slog.DiscardHandler)}
 			d, err := prepareDisk(context.Background(), o)

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 // TestTamperedImageFailsLoudly boots a copy of the built image whose root
@@ -22,12 +24,8 @@ func TestTamperedImageFailsLoudly(t *testing.T) {
 	}
 	bd := filepath.Join("..", DefaultBuildDir)
 	img, err := FindImage(bd)
-	if err != nil {
-		t.Skipf("no image to boot: %v", err)
-	}
-	if _, err := exec.LookPath(DefaultQEMU); err != nil {
-		t.Skipf("%s not installed", DefaultQEMU)
-	}
+	testsupport.Require(t, err == nil, fmt.Sprintf("no image to boot: %v", err), "`make image` (make test builds it before the tests), or GANTRY_BUILD_DIR")
+	testsupport.RequireTool(t, DefaultQEMU)
 	dir := t.TempDir()
 	bad := filepath.Join(dir, filepath.Base(img))
 	if out, err := exec.Command("cp", "--sparse=always", img, bad).CombinedOutput(); err != nil {

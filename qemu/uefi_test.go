@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gantry-os/gantry/disklayout"
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 func TestUEFIOptions(t *testing.T) {
@@ -84,9 +85,7 @@ func TestUEFIOptions(t *testing.T) {
 // image, QEMU or OVMF.
 func TestBootUEFI(t *testing.T) {
 	bd, img := vmImage(t)
-	if _, err := os.Stat(DefaultOVMF); err != nil {
-		t.Skipf("no UEFI firmware %s (apt-get install ovmf)", DefaultOVMF)
-	}
+	testsupport.RequireFile(t, DefaultOVMF, "apt-get install -y ovmf (scripts/deps.sh's ensure_deps installs it)")
 	tab, err := disklayout.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)

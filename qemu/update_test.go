@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/disklayout"
 	"github.com/gantry-os/gantry/imagebuild"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"github.com/gantry-os/gantry/manifest"
 	"github.com/gantry-os/gantry/signpost"
 	"github.com/gantry-os/gantry/tufrepo"
@@ -44,14 +44,7 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two images and boots a VM four times")
 	}
-	if _, err := exec.LookPath(DefaultQEMU); err != nil {
-		t.Skipf("%s not installed (apt-get install qemu-system-x86)", DefaultQEMU)
-	}
-	for _, tool := range []string{DefaultDebugfs, "mkfs.ext4", "mkfs.erofs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/deps.sh installs the image build's tools)", tool)
-		}
-	}
+	testsupport.RequireTools(t, DefaultQEMU, DefaultDebugfs, "mkfs.ext4", "mkfs.erofs")
 	// Below go test's default 10-minute limit, so a hang fails here with
 	// the console rather than as a panic of the test binary.
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)

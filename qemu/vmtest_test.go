@@ -1,15 +1,17 @@
 package qemu
 
 import (
+	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
 // vmImage is the build directory and disk image the VM tests boot:
 // build/metal-dev, or GANTRY_BUILD_DIR. It skips the test in -short mode,
-// without an image or without QEMU.
+// and without an image or without QEMU (fails it under CI).
 func vmImage(t *testing.T) (buildDir, image string) {
 	t.Helper()
 	if testing.Short() {
@@ -20,12 +22,8 @@ func vmImage(t *testing.T) (buildDir, image string) {
 		buildDir = filepath.Join("..", DefaultBuildDir)
 	}
 	image, err := FindImage(buildDir)
-	if err != nil {
-		t.Skipf("no image to boot: %v", err)
-	}
-	if _, err := exec.LookPath(DefaultQEMU); err != nil {
-		t.Skipf("%s not installed (apt-get install qemu-system-x86)", DefaultQEMU)
-	}
+	testsupport.Require(t, err == nil, fmt.Sprintf("no image to boot: %v", err), "`make image` (make test builds it before the tests), or GANTRY_BUILD_DIR")
+	testsupport.RequireTool(t, DefaultQEMU)
 	return buildDir, image
 }
 
