@@ -13,16 +13,15 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/gantry-os/gantry/internal/testsupport"
 )
 
-// needTools skips the test when a host program it needs is missing.
+// needTools skips the test (fails it under CI) when a host program it
+// needs is missing.
 func needTools(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
-	}
+	testsupport.RequireTools(t, tools...)
 }
 
 // sourceRoot is the Gantry source tree the tests run in.
