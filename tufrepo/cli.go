@@ -3,6 +3,7 @@ package tufrepo
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -17,7 +18,7 @@ import (
 )
 
 // NewCommand returns the `repo` command line: keygen, init, add-release,
-// refresh, rotate-root and validate.
+// refresh, rotate-root, validate and serve.
 func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "repo",
@@ -27,7 +28,7 @@ func NewCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(keygenCommand(), initCommand(), addReleaseCommand(), refreshCommand(), rotateRootCommand(), validateCommand())
+	cmd.AddCommand(keygenCommand(), initCommand(), addReleaseCommand(), refreshCommand(), rotateRootCommand(), validateCommand(), serveCommand())
 	return cmd
 }
 
@@ -116,12 +117,26 @@ func initCommand() *cobra.Command {
 		dir                                string
 		root, targets, snapshot, timestamp roleFlags
 		expires                            []string
+		dev                                bool
 	)
 	cmd := &cobra.Command{
-		Use:   "init --repo DIR --root-key K --targets-key K --snapshot-key K --timestamp-key K",
+		Use:   "init --repo DIR (--root-key K --targets-key K --snapshot-key K --timestamp-key K | --dev)",
 		Short: "Create a repository: root.json version 1 and an empty manifest.json",
-		Args:  cobra.NoArgs,
+		Long: `init creates a repository signed with the keys given for each role.
+
+With --dev it makes a development repository instead, as gantry run serves to its node: one
+key, DIR/keys/dev (made here), signs every role. It makes only what is missing, so running it
+again keeps the key and the repository (and re-signs metadata about to expire).`,
+		Example: `  gantry repo init --dev --repo run/metal-dev/repo
+  gantry build --root-json run/metal-dev/repo/metadata/root.json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dev {
+				if len(root.keys)+len(targets.keys)+len(snapshot.keys)+len(timestamp.keys)+len(expires) > 0 {
+					return cli.UsageError{Err: fmt.Errorf("--dev makes its own key and uses the default lifetimes: no --ROLE-key or --expires")}
+				}
+				return initDev(cmd, dir)
+			}
 			exp, err := parseExpires(expires, RoleRoot, RoleTargets, RoleSnapshot, RoleTimestamp)
 			if err != nil {
 				return err
@@ -160,21 +175,44 @@ func initCommand() *cobra.Command {
 	addRoleFlags(cmd, RoleSnapshot, &snapshot, true, "private (or public, beyond the threshold)")
 	addRoleFlags(cmd, RoleTimestamp, &timestamp, true, "private (or public, beyond the threshold)")
 	cmd.Flags().StringArrayVar(&expires, "expires", nil, expiresHelp+" (default root 52w, targets and snapshot 2w, timestamp 1w)")
+	cmd.Flags().BoolVar(&dev, "dev", false, "a development repository: one key, made in DIR/keys/dev, for every role; keeps what exists")
 	cmd.MarkFlagRequired("repo")
 	return cmd
+}
+
+// initDev is `init --dev`.
+func initDev(cmd *cobra.Command, dir string) error {
+	d, err := EnsureDev(cmd.Context(), dir, nil)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	switch {
+	case d.Created:
+		fmt.Fprintf(out, "created development repository %s\n", dir)
+	case d.Refreshed:
+		fmt.Fprintf(out, "development repository %s exists; re-signed its metadata, which was about to expire\n", dir)
+	default:
+		fmt.Fprintf(out, "development repository %s exists; kept as it is\n", dir)
+	}
+	fmt.Fprintf(out, "key  %s (signs every role)\nroot %s (gantry build --root-json)\n", d.KeyPath(), d.RootPath())
+	return nil
 }
 
 // signingFlags are the keys of a command that re-signs targets, snapshot
 // and timestamp.
 type signingFlags struct {
 	targets, snapshot, timestamp roleFlags
-	expires                      []string
+	// all are keys for every one of the three roles (--key).
+	all     []string
+	expires []string
 }
 
 func (s *signingFlags) add(cmd *cobra.Command) {
 	addRoleFlags(cmd, RoleTargets, &s.targets, false, "private")
 	addRoleFlags(cmd, RoleSnapshot, &s.snapshot, false, "private")
 	addRoleFlags(cmd, RoleTimestamp, &s.timestamp, false, "private")
+	cmd.Flags().StringArrayVar(&s.all, "key", nil, "private key for the targets, snapshot and timestamp roles at once, e.g. a development repository's keys/dev (repeatable)")
 	cmd.Flags().StringArrayVar(&s.expires, "expires", nil, expiresHelp+" (default targets and snapshot 2w, timestamp 1w)")
 }
 
@@ -190,13 +228,14 @@ func (s *signingFlags) open(dir string, need ...string) (*Repo, error) {
 		f    roleFlags
 		dst  *[]*Key
 	}{{RoleTargets, s.targets, &opts.Targets}, {RoleSnapshot, s.snapshot, &opts.Snapshot}, {RoleTimestamp, s.timestamp, &opts.Timestamp}} {
-		if len(rf.f.keys) == 0 {
+		paths := append(slices.Clone(rf.f.keys), s.all...)
+		if len(paths) == 0 {
 			if slices.Contains(need, rf.role) {
-				return nil, cli.UsageError{Err: fmt.Errorf("no %s key given (--%s-key)", rf.role, rf.role)}
+				return nil, cli.UsageError{Err: fmt.Errorf("no %s key given (--%s-key or --key)", rf.role, rf.role)}
 			}
 			continue
 		}
-		if *rf.dst, err = loadRoleKeys(rf.role, rf.f.keys); err != nil {
+		if *rf.dst, err = loadRoleKeys(rf.role, paths); err != nil {
 			return nil, err
 		}
 	}
@@ -508,4 +547,37 @@ func printManifest(out io.Writer, mf *manifest.Manifest) {
 	for _, t := range ts {
 		fmt.Fprintf(out, "  %s: %s\n", t, strings.Join(mf.Migrations[t], ", "))
 	}
+}
+
+func serveCommand() *cobra.Command {
+	var dir, listen string
+	cmd := &cobra.Command{
+		Use:   "serve --repo DIR [--listen ADDR]",
+		Short: "Serve a repository's metadata/ and targets/ over HTTP until interrupted",
+		Long: `serve is a static web server for a repository: /metadata/ is the nodes'
+settings.updates.metadata-base-url and /targets/ their targets-base-url. It serves files
+only (no listings, nothing whose name starts with a dot). For development and tests; any
+static file server will do in production.`,
+		Example: `  gantry repo serve --repo repo --listen 127.0.0.1:8000
+  # a node under gantry run reaches the host's 127.0.0.1 as 10.0.2.2:
+  #   metadata-base-url = "http://10.0.2.2:8000/metadata/"
+  #   targets-base-url  = "http://10.0.2.2:8000/targets/"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !hasRepository(dir) {
+				return fmt.Errorf("%s holds no repository (no %s/root.json)", dir, MetadataDirName)
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+			base := "http://" + ln.Addr().String()
+			fmt.Fprintf(cmd.OutOrStdout(), "serving %s\nmetadata  %s/%s/\ntargets   %s/%s/\n", dir, base, MetadataDirName, base, TargetsDirName)
+			return Serve(cmd.Context(), dir, ln)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "repo", "", "repository directory")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8000", "address to listen on")
+	cmd.MarkFlagRequired("repo")
+	return cmd
 }

@@ -1,10 +1,15 @@
 package tufrepo
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Handler serves a repository directory over HTTP as a static web server
@@ -41,3 +46,29 @@ func (f filesOnly) Open(name string) (http.File, error) {
 	}
 	return h, nil
 }
+
+// Serve serves the repository in dir (Handler) on ln until ctx is done,
+// then shuts the server down, letting requests in flight finish for up to
+// shutdownGrace. It returns nil after a shutdown that ctx asked for.
+func Serve(ctx context.Context, dir string, ln net.Listener) error {
+	srv := &http.Server{Handler: Handler(dir), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve repository %s: %w", dir, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve repository %s: %w", dir, err)
+	}
+	return nil
+}
+
+// shutdownGrace is how long Serve lets requests in flight finish.
+const shutdownGrace = 5 * time.Second
