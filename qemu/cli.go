@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,8 @@ func NewCommand() *cobra.Command {
 		logLevel, diskMode   string
 		boot                 string
 		userData, runDirFlag string
+		repoDir              string
+		noRepo               bool
 	)
 	var diskSize string
 	cmd := &cobra.Command{
@@ -54,7 +57,15 @@ datastore included (--fresh starts over). User data goes in through fw_cfg.
 The node's settings API is on <run dir>/api.sock, through QEMU's user-network port
 forward to the guest's api-bridge. The serial console is logged to <run dir>/console.log.
 run waits until the API answers, prints how to use it, and powers the node off on Ctrl-C
-(a second Ctrl-C quits QEMU at once).`,
+(a second Ctrl-C quits QEMU at once).
+
+run also serves the node a local update repository, <run dir>/repo (--update-repo): a
+development repository whose one key, made once, is in its keys/ folder (gantry repo init
+--dev makes the same). It publishes the booted build's release there when the repository
+does not offer it yet, serves it on 127.0.0.1 (the guest's 10.0.2.2) for as long as the
+node runs, and adds its URLs to the user data unless the user data names a repository.
+The image trusts it when built with --root-json <run dir>/repo/metadata/root.json, as
+make run does. --no-update-repo turns this off.`,
 		Example: `  gantry run                                   # build/metal-dev, examples/user-data.toml
   bin/apiclient --socket-path run/metal-dev/api.sock get settings
   gantry run --fresh --console --user-data my.toml
@@ -93,6 +104,12 @@ run waits until the API answers, prints how to use it, and powers the node off o
 			if !noUserData {
 				o.UserData = userData
 			}
+			if !noRepo {
+				o.UpdateRepo = repoDir
+				if o.UpdateRepo == "" {
+					o.UpdateRepo = filepath.Join(o.RunDir, RunRepoDir)
+				}
+			}
 			if echo {
 				o.Console = cmd.OutOrStdout()
 			}
@@ -112,6 +129,9 @@ run waits until the API answers, prints how to use it, and powers the node off o
 	f.StringVar(&runDirFlag, "run-dir", "", "the node's disk, sockets and logs (default: run/<build dir name>)")
 	f.StringVar(&userData, "user-data", DefaultUserData, "user-data TOML passed through fw_cfg (first boot)")
 	f.BoolVar(&noUserData, "no-user-data", false, "pass no user data")
+	f.StringVar(&repoDir, "update-repo", "", "local update repository to publish the build's release to and serve the node (default: <run dir>/repo)")
+	f.BoolVar(&noRepo, "no-update-repo", false, "serve no update repository")
+	f.IntVar(&o.UpdateRepoPort, "update-repo-port", 0, "port of the update repository on 127.0.0.1 (default: the one this run directory used before, else a free one)")
 	f.BoolVar(&o.Fresh, "fresh", false, "discard the disk of a previous run: boot for the first time")
 	f.StringVar(&diskMode, "disk-mode", "", "copy (sparse copy of the image) or overlay (qcow2 on the image; boot files only) (default: copy when booting from disk, else overlay when qemu-img exists)")
 	f.StringVar(&o.DiskInterface, "disk-interface", DiskVirtio, "virtio or nvme")
@@ -193,6 +213,10 @@ func runNode(ctx context.Context, o Options, bootTimeout time.Duration, out io.W
 	}
 
 	api := "bin/apiclient --socket-path " + rel(n.SocketPath())
+	check := ""
+	if n.UpdateRepo() != nil {
+		check = `   # "update_state": "Idle", "chosen_update": null: nothing newer to take`
+	}
 	fmt.Fprintf(out, `
 Gantry node up (%s); its settings API is on %s.
 In another terminal:
@@ -200,11 +224,11 @@ In another terminal:
   %s get settings
   %s set motd="hello from the API"
   %s -u /os
-  %s update check
-
+  %s update check%s
+%s
 Console log: %s
 Ctrl-C powers the node off; its disk stays in %s for the next run.
-`, n.Accel(), rel(n.SocketPath()), api, api, api, api, rel(n.ConsolePath()), rel(n.RunDir()))
+`, n.Accel(), rel(n.SocketPath()), api, api, api, api, check, repoHints(n.UpdateRepo(), n.DiskReused()), rel(n.ConsolePath()), rel(n.RunDir()))
 
 	select {
 	case <-ctx.Done():
@@ -214,6 +238,34 @@ Ctrl-C powers the node off; its disk stays in %s for the next run.
 		fmt.Fprintln(out, "The node powered off.")
 		return err
 	}
+}
+
+// repoHints is what gantry run prints about the node's update repository
+// (nil: none): where it is, and what keeps the node from using it.
+func repoHints(r *UpdateRepo, diskReused bool) string {
+	if r == nil {
+		return ""
+	}
+	var b strings.Builder
+	published := "offered already"
+	if r.Published {
+		published = "published now"
+	}
+	fmt.Fprintf(&b, "\nUpdate repository: %s, the build's release %s %s %s: %s.\n", rel(r.Dir), r.Variant, r.Arch, r.Version, published)
+	fmt.Fprintf(&b, "  at %s and %s (the node's %s and %s).\n", r.Host.Metadata, r.Host.Targets, r.Guest.Metadata, r.Guest.Targets)
+	fmt.Fprintf(&b, "  Publish a newer build with: gantry repo add-release --repo %s --key %s ... (docs/running.md#updating-the-node)\n",
+		rel(r.Dir), rel(r.KeyPath))
+	switch {
+	case r.Created:
+		fmt.Fprintf(&b, "  The repository is new, so this image does not trust it: build with --root-json %s (make run does).\n", rel(r.RootPath()))
+	case r.UserData == UserDataRepoOwn:
+		b.WriteString("  The user data names its own update repository, so the node does not use this one.\n")
+	case r.UserData == UserDataRepoNone:
+		b.WriteString("  There is no user data, so the node was not told of this repository.\n")
+	case diskReused && r.PortChanged:
+		b.WriteString("  Its port changed since the node's first boot, whose settings name the old one (--fresh starts over).\n")
+	}
+	return b.String()
 }
 
 // rel shortens path to be relative to the working directory when it is

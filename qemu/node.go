@@ -43,7 +43,8 @@ type Node struct {
 	forced   atomic.Bool // Stop had to quit or kill QEMU (StopForced)
 
 	lock      *os.File
-	consoleMu sync.Mutex // serializes console and stderr writes with their readers
+	repo      *repoServer // Options.UpdateRepo, served until cleanup
+	consoleMu sync.Mutex  // serializes console and stderr writes with their readers
 	exited    chan struct{}
 	waitErr   error
 	fwCancel  context.CancelFunc
@@ -102,7 +103,7 @@ func lockRunDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func start(ctx context.Context, o Options, lock *os.File) (*Node, error) {
+func start(ctx context.Context, o Options, lock *os.File) (_ *Node, err error) {
 	log := o.Logger
 	accel, why, err := chooseAccel(o.Accel, DefaultKVMDevice, func() error { return probeKVM(ctx, o.QEMU, o.RunDir) })
 	if err != nil {
@@ -113,7 +114,20 @@ func start(ctx context.Context, o Options, lock *os.File) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	var repo *repoServer
+	if o.UpdateRepo != "" {
+		if repo, err = startUpdateRepo(ctx, o, d.reused); err != nil {
+			return nil, err
+		}
+		o.UserData = repo.userData
+		defer func() {
+			if err != nil {
+				repo.close()
+			}
+		}()
+	}
 	n := &Node{
+		repo:        repo,
 		opts:        o,
 		accel:       accel,
 		disk:        d,
@@ -321,8 +335,19 @@ func (n *Node) cleanup() {
 			n.fwCancel()
 			<-n.fwDone
 		}
+		n.repo.close()
 		n.lock.Close()
 	})
+}
+
+// UpdateRepo is the local update repository served to the node
+// (Options.UpdateRepo), or nil.
+func (n *Node) UpdateRepo() *UpdateRepo {
+	if n.repo == nil {
+		return nil
+	}
+	info := n.repo.info
+	return &info
 }
 
 // SocketPath is the host's Unix socket for the node's settings API.

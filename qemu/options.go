@@ -135,6 +135,22 @@ type Options struct {
 	// empty passes none.
 	UserData string
 
+	// UpdateRepo, when set, is a local update repository for the node, a
+	// development repository (tufrepo.EnsureDev) such as gantry run keeps
+	// in <run dir>/repo. Start makes its key and root.json when they are
+	// missing, publishes the build's release (BuildDir's build.json and
+	// boot, root and hash images) when the repository does not offer it
+	// yet, serves it on the host's 127.0.0.1 for as long as the node runs,
+	// and adds its URLs (http://10.0.2.2:PORT/...) to the user data unless
+	// the user data names a repository (AddRepoURLs). The image trusts the
+	// repository only when built with its root.json (gantry build
+	// --root-json). Needs BuildDir.
+	UpdateRepo string
+	// UpdateRepoPort is the repository's port on 127.0.0.1; 0 means the
+	// port this run directory's node was given before (RunRepoPort), else
+	// a free one.
+	UpdateRepoPort int
+
 	// MemoryMiB and CPUs size the VM (defaults 1024 and 1).
 	MemoryMiB, CPUs int
 	// Accel is "auto" (default: KVM when /dev/kvm opens read-write), "kvm"
@@ -261,6 +277,12 @@ func (o Options) resolve() (Options, error) {
 			return o, fmt.Errorf("user data: %w", err)
 		}
 	}
+	if o.UpdateRepo != "" && o.BuildDir == "" {
+		return o, errors.New("update repository: publishing the booted release needs the image's build directory")
+	}
+	if o.UpdateRepoPort < 0 || o.UpdateRepoPort > 65535 {
+		return o, fmt.Errorf("update repository port %d: want 0-65535", o.UpdateRepoPort)
+	}
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = DefaultMemoryMiB
 	}
@@ -320,7 +342,7 @@ func (o Options) resolve() (Options, error) {
 		*p = a
 		return nil
 	}
-	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.RunDir, &o.OVMF} {
+	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.RunDir, &o.OVMF, &o.BuildDir, &o.UpdateRepo} {
 		if err := abs(p); err != nil {
 			return o, err
 		}
