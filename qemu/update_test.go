@@ -6,11 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,11 +23,14 @@ import (
 )
 
 // TestUpdateAndRollbackInVM proves the image-based update end to end on a
-// booted VM, with real components only: a TUF repository (tufrepo) served
-// over HTTP on the host's loopback, two image builds (0.1.0 shipping the
-// repository's root.json, and 0.2.0), and a node booted from 0.1.0's disk
-// through gantry run's boot loader. Over the API bridge the node checks for
-// the update, writes 0.2.0 into set B, and reboots into it. Then a broken
+// booted VM, with real components only: the development repository that
+// gantry run serves (tufrepo.EnsureDev; Options.UpdateRepo) over HTTP on the
+// host's loopback, two image builds (0.1.0 shipping the repository's
+// root.json, and 0.2.0), and a node booted from 0.1.0's disk through gantry
+// run's boot loader. Start publishes 0.1.0 and names the repository in the
+// user data, so the node's first update check finds nothing newer. Then
+// 0.2.0 is published; over the API bridge the node checks for the update,
+// writes 0.2.0 into set B, and reboots into it. Then a broken
 // 0.3.0 (its BOOT partition's root hash does not match its root, so
 // dm-verity rejects the root and restarts the machine) is applied: the
 // boot loader tries it once, and the next boot is back on 0.2.0.
@@ -60,19 +60,26 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The publisher: one key for every role, a new repository.
+	// The publisher: the development repository gantry run serves (one key
+	// for every role), new for each run of the test. With the cache, the
+	// key is kept and given to the new repository, so that the cached
+	// builds trust it.
 	keyPath := filepath.Join(work, "key")
 	if _, err := os.Stat(keyPath); err != nil {
 		if _, err := tufrepo.GenerateKey(keyPath); err != nil {
 			t.Fatal(err)
 		}
 	}
-	key, err := tufrepo.LoadKey(keyPath)
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := tufrepo.RoleKeys{Keys: []*tufrepo.Key{key}}
-	repo, err := tufrepo.Create(ctx, filepath.Join(t.TempDir(), "repo"), tufrepo.CreateOptions{Root: one, Targets: one, Snapshot: one, Timestamp: one})
+	os.MkdirAll(filepath.Dir(tufrepo.DevKeyPath(repoDir)), 0o700)
+	if err := os.WriteFile(tufrepo.DevKeyPath(repoDir), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := tufrepo.EnsureDev(ctx, repoDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,24 +105,10 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 	}
 	b1, b2 := build(v010), build(v020)
 
-	// 0.2.0 is published, with no migration between the two.
-	if _, err := repo.AddRelease(ctx, tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: v020,
-		Boot: filepath.Join(b2, "boot.img"), Root: filepath.Join(b2, "root.img"), Hash: filepath.Join(b2, "hash.img"),
-		Transitions: map[manifest.Transition][]string{{From: v010, To: v020}: {}}}); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: tufrepo.Handler(repo.Dir())}
-	go srv.Serve(ln)
-	defer srv.Close()
-	// QEMU's user network maps the guest's 10.0.2.2 to the host's loopback.
-	base := "http://10.0.2.2:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	// The node learns the repository's URLs from gantry run: the user data
+	// sets only the waves.
 	ud := filepath.Join(t.TempDir(), "user-data.toml")
-	os.WriteFile(ud, []byte(fmt.Sprintf("[settings.updates]\nmetadata-base-url = %q\ntargets-base-url = %q\nignore-waves = true\n",
-		base+"/metadata/", base+"/targets/")), 0o644)
+	os.WriteFile(ud, []byte("[settings.updates]\nignore-waves = true\n"), 0o644)
 
 	dir, err := os.MkdirTemp("", "gvu") // short: the socket paths live here
 	if err != nil {
@@ -129,11 +122,18 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 		os.RemoveAll(dir)
 	}()
 	step("booting 0.1.0")
-	n, err := Start(ctx, Options{BuildDir: b1, RunDir: filepath.Join(dir, "run"), UserData: ud, Fresh: true, StopTimeout: 5 * time.Second})
+	// As gantry run does: it publishes the booted 0.1.0 into the
+	// repository, serves it on the host's loopback (the guest's 10.0.2.2)
+	// and adds its URLs to the user data.
+	n, err := Start(ctx, Options{BuildDir: b1, RunDir: filepath.Join(dir, "run"), UserData: ud, Fresh: true, StopTimeout: 5 * time.Second,
+		UpdateRepo: repoDir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Stop(context.Background())
+	if r := n.UpdateRepo(); r == nil || !r.Published || r.Created || r.UserData != UserDataRepoAdded || r.Version != v010 {
+		t.Fatalf("update repository: %+v", r)
+	}
 	apiclientRun := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		code := apiclient.Main(ctx, append([]string{"--socket-path", n.SocketPath()}, args...), apiclient.IO{In: strings.NewReader(""), Out: &out, Err: &errb})
@@ -217,6 +217,22 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 
+	// The repository holds the running release only: no update.
+	if st := check(); st.UpdateState != "Idle" || st.ChosenUpdate != nil || strings.Join(st.AvailableUpdates, ",") != "0.1.0" {
+		t.Fatalf("update check with only 0.1.0 published: %+v", st)
+	}
+	if code, out, errs := apiclientRun("update", "apply", "--check"); code != 0 || strings.TrimSpace(errs) != "No updates available." || out != "" {
+		t.Fatalf("update apply --check with only 0.1.0 published: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	step("update check: no update available")
+
+	// 0.2.0 is published, with no migration between the two.
+	if _, err := repo.AddRelease(ctx, tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: v020,
+		Boot: filepath.Join(b2, "boot.img"), Root: filepath.Join(b2, "root.img"), Hash: filepath.Join(b2, "hash.img"),
+		Transitions: map[manifest.Transition][]string{{From: v010, To: v020}: {}}}); err != nil {
+		t.Fatal(err)
+	}
+
 	// 0.1.0 → 0.2.0 with apiclient's helpers.
 	if st := check(); st.UpdateState != "Available" || st.ChosenUpdate == nil || st.ChosenUpdate.Version != "0.2.0" {
 		t.Fatalf("update check: %+v", st)
@@ -270,8 +286,9 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 
 // updateStatus is the part of GET /updates/status the test reads.
 type updateStatus struct {
-	UpdateState  string `json:"update_state"`
-	ChosenUpdate *struct {
+	UpdateState      string   `json:"update_state"`
+	AvailableUpdates []string `json:"available_updates"`
+	ChosenUpdate     *struct {
 		Version string `json:"version"`
 	} `json:"chosen_update"`
 	ActivePartition *struct {
