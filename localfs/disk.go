@@ -27,6 +27,12 @@ type Options struct {
 	Sys, Dev, Root string
 	// Mkfs is the mkfs.ext4 program (default DefaultMkfs).
 	Mkfs string
+	// LinkDir, if set, receives a symlink per prepared partition device,
+	// LinkDir/<GPT name> -> /dev/<partition>, made once its filesystem is
+	// complete. The mount units name these links: a path outside /dev, so
+	// systemd (which has no udev here to announce .device units) waits for
+	// no device, and a partition is mountable only once it is prepared.
+	LinkDir string
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -66,11 +72,39 @@ func Prepare(ctx context.Context, o Options) ([]Result, error) {
 		if err != nil {
 			return out, err
 		}
+		if o.LinkDir != "" {
+			if err := linkPartition(o.LinkDir, r.Name, r.Device); err != nil {
+				return out, err
+			}
+		}
 		o.Logger.Info("partition ready", "partition", r.Name, "device", r.Device, "action", string(r.Action),
 			"found", r.Before.String(), "size", r.Size, "grown_from", r.GrownFrom)
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// DefaultLinkDir is where prepare-local-fs links the prepared partitions on
+// a node (local.mount and var-lib-gantry.mount mount from there).
+const DefaultLinkDir = "/run/gantry/partitions"
+
+// linkPartition points dir/name at device, replacing an older link
+// atomically.
+func linkPartition(dir, name, device string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	link := filepath.Join(dir, name)
+	tmp := link + ".tmp"
+	os.Remove(tmp)
+	if err := os.Symlink(device, tmp); err != nil {
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	return nil
 }
 
 // locate finds the partitions of Specs: on the OS disk, and DATA on the data

@@ -476,12 +476,19 @@ func TestNodeDiscovery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := Prepare(context.Background(), Options{Sys: sys, Dev: dev, Root: root})
+	links := filepath.Join(t.TempDir(), "run", "partitions")
+	res, err := Prepare(context.Background(), Options{Sys: sys, Dev: dev, Root: root, LinkDir: links})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res[0].Device != filepath.Join(dev, "vda") || res[1].Device != filepath.Join(dev, "vdb") {
 		t.Errorf("devices %s and %s", res[0].Device, res[1].Device)
+	}
+	// The mount units mount from the links, made once each is prepared.
+	for name, want := range map[string]string{disklayout.NamePrivate: res[0].Device, disklayout.NameData: res[1].Device} {
+		if got, err := os.Readlink(filepath.Join(links, name)); err != nil || got != want {
+			t.Errorf("link %s -> %q (%v), want %s", name, got, err, want)
+		}
 	}
 	fsck(t, fsSpec(t, dataDisk, disklayout.NameData))
 
