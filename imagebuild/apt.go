@@ -9,52 +9,54 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
 
-// aptRoot is a private apt configuration: the host's sources (copied),
-// private lists, archives and an empty (or stub) dpkg status, so that apt
-// computes a closure from nothing and installs nothing on the host.
+// aptRoot is a private apt installation: its own configuration, sources
+// (the variant's distribution), keyring, lists, archives and an empty (or
+// stub) dpkg status, so that apt computes a closure from nothing, installs
+// nothing on the host and reads none of the host's apt files.
 type aptRoot struct {
-	dir, arch, sourcesDir string
+	dir, arch string
 }
 
-// newAptRoot prepares <cache>/apt/<key>, where key hashes the architecture
-// and the sources, so lists are reused between builds with the same sources.
-// sourcesDir is the host's apt folder (/etc/apt).
-func newAptRoot(cacheDir, arch, sourcesDir string) (*aptRoot, error) {
-	type src struct{ name, data string }
-	var srcs []src
-	if data, err := os.ReadFile(filepath.Join(sourcesDir, "sources.list")); err == nil {
-		srcs = append(srcs, src{"sources.list", string(data)})
+// newAptRoot prepares <cache>/apt/<key>, where key hashes the architecture,
+// the sources and the keyring, so lists are reused between builds of the
+// same distribution.
+func newAptRoot(cacheDir, arch string, dist DistributionSpec) (*aptRoot, error) {
+	keyring, err := os.ReadFile(dist.Keyring)
+	if err != nil {
+		return nil, fmt.Errorf("apt root: distribution keyring: %w", err)
 	}
-	ents, _ := os.ReadDir(filepath.Join(sourcesDir, "sources.list.d"))
-	for _, e := range ents {
-		if n := e.Name(); strings.HasSuffix(n, ".list") || strings.HasSuffix(n, ".sources") {
-			data, err := os.ReadFile(filepath.Join(sourcesDir, "sources.list.d", n))
-			if err != nil {
-				return nil, fmt.Errorf("apt sources: %w", err)
-			}
-			srcs = append(srcs, src{filepath.Join("sources.list.d", n), string(data)})
-		}
-	}
-	if len(srcs) == 0 {
-		return nil, fmt.Errorf("apt sources: none in %s (sources.list, sources.list.d/*.list|*.sources)", sourcesDir)
+	var sources bytes.Buffer
+	for _, s := range dist.Sources {
+		fmt.Fprintf(&sources, "Types: deb\nURIs: %s\nSuites: %s\nComponents: %s\nSigned-By: %%s\n\n",
+			s.URI, strings.Join(s.Suites, " "), strings.Join(s.Components, " "))
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "arch %s\n", arch)
-	for _, s := range srcs {
-		fmt.Fprintf(h, "%s %d\n%s", s.name, len(s.data), s.data)
-	}
-	a := &aptRoot{dir: filepath.Join(cacheDir, "apt", hex.EncodeToString(h.Sum(nil))[:16]), arch: arch, sourcesDir: sourcesDir}
-	for _, d := range []string{"etc/sources.list.d", "etc/preferences.d", "state/lists/partial", "cache/archives/partial", "log"} {
+	fmt.Fprintf(h, "arch %s\n%s\nkeyring %d\n", arch, sources.String(), len(keyring))
+	h.Write(keyring)
+	a := &aptRoot{dir: filepath.Join(cacheDir, "apt", hex.EncodeToString(h.Sum(nil))[:16]), arch: arch}
+	for _, d := range []string{"etc/apt.conf.d", "etc/sources.list.d", "etc/preferences.d", "etc/trusted.gpg.d",
+		"state/lists/partial", "cache/archives/partial", "log"} {
 		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("apt root: %w", err)
 		}
 	}
-	for _, s := range srcs {
-		if err := os.WriteFile(filepath.Join(a.dir, "etc", s.name), []byte(s.data), 0o644); err != nil {
+	keyPath := filepath.Join(a.dir, "etc", "archive-keyring.gpg")
+	if strings.HasSuffix(dist.Keyring, ".asc") {
+		keyPath = strings.TrimSuffix(keyPath, ".gpg") + ".asc"
+	}
+	files := map[string]string{
+		keyPath: string(keyring),
+		filepath.Join(a.dir, "etc", "sources.list.d", "distribution.sources"): strings.ReplaceAll(sources.String(), "%s", keyPath),
+		filepath.Join(a.dir, "etc", "sources.list"):                           "",
+		a.configPath(): a.config(),
+	}
+	for p, data := range files {
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 			return nil, fmt.Errorf("apt root: %w", err)
 		}
 	}
@@ -64,15 +66,22 @@ func newAptRoot(cacheDir, arch, sourcesDir string) (*aptRoot, error) {
 	return a, nil
 }
 
-// options are the -o settings that point apt at the private root.
-func (a *aptRoot) options() []string {
+// configPath is the private apt.conf, named by APT_CONFIG.
+func (a *aptRoot) configPath() string { return filepath.Join(a.dir, "etc", "apt.conf") }
+
+// config is the private apt.conf. apt reads $APT_CONFIG first, then
+// Dir::Etc::Parts and Dir::Etc::Main, which it names: so no file of the
+// host's /etc/apt is read (no sources, keys, proxies or index targets).
+func (a *aptRoot) config() string {
 	o := map[string]string{
+		"Dir::Etc::Main":             "/dev/null",
+		"Dir::Etc::Parts":            filepath.Join(a.dir, "etc/apt.conf.d"),
 		"Dir::Etc::SourceList":       filepath.Join(a.dir, "etc/sources.list"),
 		"Dir::Etc::SourceParts":      filepath.Join(a.dir, "etc/sources.list.d"),
 		"Dir::Etc::Preferences":      filepath.Join(a.dir, "etc/preferences"),
 		"Dir::Etc::PreferencesParts": filepath.Join(a.dir, "etc/preferences.d"),
-		"Dir::Etc::Trusted":          filepath.Join(a.sourcesDir, "trusted.gpg"),
-		"Dir::Etc::TrustedParts":     filepath.Join(a.sourcesDir, "trusted.gpg.d"),
+		"Dir::Etc::Trusted":          filepath.Join(a.dir, "etc/trusted.gpg"),
+		"Dir::Etc::TrustedParts":     filepath.Join(a.dir, "etc/trusted.gpg.d"),
 		"Dir::State":                 filepath.Join(a.dir, "state"),
 		"Dir::State::status":         filepath.Join(a.dir, "status"),
 		"Dir::Cache":                 filepath.Join(a.dir, "cache"),
@@ -83,29 +92,25 @@ func (a *aptRoot) options() []string {
 		"APT::Install-Recommends":    "false",
 		"APT::Install-Suggests":      "false",
 		"Acquire::Languages":         "none",
+		"Acquire::Retries":           "3",
 	}
 	if os.Getuid() == 0 {
 		// apt would drop to _apt, which cannot write the private lists.
 		o["APT::Sandbox::User"] = "root"
 	}
-	keys := make([]string, 0, len(o))
-	for k := range o {
-		keys = append(keys, k)
+	var b strings.Builder
+	for _, k := range sortedKeys(o) {
+		fmt.Fprintf(&b, "%s %q;\n", k, o[k])
 	}
-	sort.Strings(keys)
-	args := make([]string, 0, 2*len(keys))
-	for _, k := range keys {
-		args = append(args, "-o", k+"="+o[k])
-	}
-	return args
+	return b.String()
 }
 
 // cmd is an apt-get or apt-cache command in the private root.
 func (a *aptRoot) cmd(prog string, args ...string) command {
 	return command{
 		name: prog,
-		args: append(append(a.options(), "-q"), args...),
-		env:  []string{"DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"},
+		args: append([]string{"-q"}, args...),
+		env:  []string{"APT_CONFIG=" + a.configPath(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"},
 	}
 }
 
@@ -237,12 +242,43 @@ func (a *aptRoot) indexHashes(ctx context.Context, pkgs map[string]string) (map[
 	return sums, nil
 }
 
+// versions lists the versions the archive has of each package named, as
+// apt-cache madison reports them (newest first); a package it does not know
+// has none.
+func (a *aptRoot) versions(ctx context.Context, pkgs []LockedPackage) (map[string][]string, error) {
+	names := make([]string, 0, len(pkgs))
+	for _, p := range pkgs {
+		names = append(names, p.Name)
+	}
+	out, err := a.cmd("apt-cache", append([]string{"madison"}, names...)...).run(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("archive versions: %w", err)
+	}
+	return parseMadison(out), nil
+}
+
+// parseMadison reads "name | version | source" lines.
+func parseMadison(out []byte) map[string][]string {
+	vs := map[string][]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) < 3 {
+			continue
+		}
+		name, ver := strings.TrimSpace(f[0]), strings.TrimSpace(f[1])
+		if name != "" && ver != "" && !slices.Contains(vs[name], ver) {
+			vs[name] = append(vs[name], ver)
+		}
+	}
+	return vs
+}
+
 // download fetches exact versions (name=version) into dir.
 func (a *aptRoot) download(ctx context.Context, dir string, specs []string) error {
 	c := a.cmd("apt-get", append([]string{"download"}, specs...)...)
 	c.dir = dir
 	if _, err := c.run(ctx); err != nil {
-		return fmt.Errorf("download pinned packages (a version in packages.lock may have left the archive; `gantry build --update-lock` re-resolves): %w", err)
+		return fmt.Errorf("download pinned packages: %w", err)
 	}
 	return nil
 }

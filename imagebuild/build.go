@@ -49,8 +49,13 @@ type Options struct {
 	Epoch *int64
 	// RootJSON, if set, is installed as the TUF trust anchor.
 	RootJSON string
-	// AptSourcesDir holds the apt sources to copy (default /etc/apt).
-	AptSourcesDir string
+	// Store, if set, is a package store (ExportStore's output) to build
+	// from alone: the archive is never asked, so a release rebuilds after
+	// its packages left the archive.
+	Store string
+	// ExportStore, if set, receives every .deb of the build (the store's
+	// layout: debs/<sha256>.deb) and a copy of the lock.
+	ExportStore string
 	// KeepWork keeps the work folder (staging tree, intermediate images).
 	KeepWork bool
 	// Progress receives the step display (nil: none).
@@ -128,6 +133,9 @@ type Result struct {
 	// LockPath is where the lock is.
 	LockWritten bool
 	LockPath    string
+	// Drift lists the packages whose lock lines changed when the lock was
+	// resolved again (a pin left the archive, or the request changed).
+	Drift []Drift
 	// Timings are the steps' durations.
 	Timings []StepTiming
 }
@@ -217,13 +225,20 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	var once sync.Once
 	unlock := func() { once.Do(release) }
 	defer unlock()
-	src := &packageSource{cache: cache, arch: goarch, sourcesDir: in.aptSources}
+	src := &packageSource{cache: cache, arch: goarch, dist: v.Distribution}
+	if o.Store != "" {
+		src.offline = true
+		if src.store, err = openStore(o.Store, false); err != nil {
+			end("", err)
+			return nil, err
+		}
+	}
 	existing, err := ReadLock(in.lockPath)
 	if err != nil && !o.UpdateLock {
 		end("", err)
 		return nil, err
 	}
-	rr, err := src.resolve(ctx, v, existing, o.UpdateLock, o.Locked)
+	rr, err := src.resolve(ctx, v, existing, in.lockPath, o.UpdateLock, o.Locked)
 	if err != nil {
 		end("", err)
 		return nil, err
@@ -235,6 +250,12 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 			return nil, err
 		}
 		end(fmt.Sprintf("%d packages resolved with apt (%s); wrote %s", len(lock.Packages), rr.why, in.lockPath), nil)
+		if len(rr.drift) > 0 {
+			p.logf("PACKAGE DRIFT: %d lock line(s) changed (%s):", len(rr.drift), rr.why)
+			for _, d := range rr.drift {
+				p.logf("  %s", d)
+			}
+		}
 	} else {
 		end(fmt.Sprintf("%d packages from %s", len(lock.Packages), in.lockPath), nil)
 	}
@@ -242,7 +263,14 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	// Fetch the .debs into the cache; then the disk can be planned, since
 	// the lock is final.
 	end = p.step("fetch packages")
-	files, downloaded, err := src.fetch(ctx, lock, work)
+	var export *debCache
+	if o.ExportStore != "" {
+		if export, err = openStore(o.ExportStore, true); err != nil {
+			end("", err)
+			return nil, err
+		}
+	}
+	files, downloaded, err := src.fetch(ctx, lock, work, export)
 	if err != nil {
 		end("", err)
 		return nil, err
@@ -251,7 +279,18 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	for _, f := range files {
 		debBytes += f.Size
 	}
-	end(fmt.Sprintf("%d .debs, %s (%d downloaded, SHA-256 verified)", len(files), mb(debBytes), downloaded), nil)
+	from := fmt.Sprintf("%d downloaded", downloaded)
+	if src.offline {
+		from = "from the package store, offline"
+	}
+	if export != nil {
+		if err := export.addLock(fmt.Sprintf("%s-%s-%s.lock", v.Name, v.Version, in.buildID), lock.Marshal(v.Name)); err != nil {
+			end("", err)
+			return nil, err
+		}
+		from += ", exported to " + o.ExportStore
+	}
+	end(fmt.Sprintf("%d .debs, %s (%s, SHA-256 verified)", len(files), mb(debBytes), from), nil)
 	unlock()
 	if err := in.plan(lock); err != nil {
 		return nil, err
@@ -496,18 +535,18 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	end(fmt.Sprintf("%s: root %s, root hash %s", in.out, mb(rootSize), vr.RootHash[:16]+"…"), nil)
 	return &Result{
 		Summary: sum, OutDir: in.out, DiskImage: filepath.Join(in.out, diskName),
-		LockWritten: rr.resolved, LockPath: in.lockPath, Timings: p.done(),
+		LockWritten: rr.resolved, LockPath: in.lockPath, Drift: rr.drift, Timings: p.done(),
 	}, nil
 }
 
 // inputs are the build's resolved inputs.
 type inputs struct {
-	variant                        *Variant
-	source, out, cacheDir          string
-	lockPath, aptSources, rootJSON string
-	buildID                        string
-	epoch                          int64
-	layout                         *disklayout.Layout
+	variant               *Variant
+	source, out, cacheDir string
+	lockPath, rootJSON    string
+	buildID               string
+	epoch                 int64
+	layout                *disklayout.Layout
 	// digest hashes every input that determines the images; the
 	// filesystem UUIDs and partition GUIDs derive from it.
 	digest []byte
@@ -560,10 +599,6 @@ func resolveInputs(ctx context.Context, o Options) (*inputs, error) {
 	in.lockPath = o.LockFile
 	if in.lockPath == "" {
 		in.lockPath = filepath.Join(v.Dir, LockFile)
-	}
-	in.aptSources = o.AptSourcesDir
-	if in.aptSources == "" {
-		in.aptSources = "/etc/apt"
 	}
 	in.rootJSON = o.RootJSON
 	if in.rootJSON != "" {

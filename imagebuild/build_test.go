@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -18,12 +19,13 @@ import (
 )
 
 // fakeVariant writes a variant folder for the fake package set.
-func fakeVariant(t *testing.T) string {
+func fakeVariant(t *testing.T, distribution string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "fake-dev")
 	files := map[string]string{
 		"variant.toml": `name = "fake-dev"
 version = "1.2.3"
+` + distribution + `
 [kernel]
 package = "fake-kernel"
 parameters = ["console=ttyS0"]
@@ -58,8 +60,8 @@ remove = ["/usr/share/fake/big"]
 	return dir
 }
 
-// fakeArchive builds the fake packages and their apt repository; it
-// returns the apt folder to use as the host's.
+// fakeArchive builds the fake packages and their signed apt archive; it
+// returns the [distribution] table that names it.
 func fakeArchive(t *testing.T) string {
 	t.Helper()
 	repo := t.TempDir()
@@ -117,8 +119,7 @@ func TestBuildFakePackages(t *testing.T) {
 		t.Skip("builds two images")
 	}
 	ctx := context.Background()
-	aptDir := fakeArchive(t)
-	vdir := fakeVariant(t)
+	vdir := fakeVariant(t, fakeArchive(t))
 	rootJSON := filepath.Join(t.TempDir(), "root.json")
 	if err := os.WriteFile(rootJSON, []byte(`{"signed":{}}`), 0o644); err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestBuildFakePackages(t *testing.T) {
 	epoch := int64(1700000000)
 	cache := t.TempDir()
 	opts := func(out string) Options {
-		return Options{VariantDir: vdir, Source: sourceRoot(t), Out: out, CacheDir: cache, AptSourcesDir: aptDir,
+		return Options{VariantDir: vdir, Source: sourceRoot(t), Out: out, CacheDir: cache,
 			BuildID: "test0001", Epoch: &epoch, RootJSON: rootJSON}
 	}
 	var progress bytes.Buffer
@@ -192,6 +193,93 @@ func TestBuildFakePackages(t *testing.T) {
 		t.Error("the second build rewrote a current lock")
 	}
 	compareOutputs(t, out, res2.OutDir)
+
+	// The archive moved on: the lock pins a fake-libc the archive no longer
+	// has (and a fresh cache, as on a new machine, does not hold it either).
+	lockPath := filepath.Join(vdir, LockFile)
+	good, _ := os.ReadFile(lockPath)
+	gone := bytes.Replace(good, []byte("fake-libc=2.36-1="), []byte("fake-libc=2.35-1="), 1)
+	if bytes.Equal(gone, good) {
+		t.Fatal("the lock has no fake-libc=2.36-1 line to age")
+	}
+	writeLockText := func(b []byte) {
+		t.Helper()
+		if err := os.WriteFile(lockPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeLockText(gone)
+	locked := opts(filepath.Join(t.TempDir(), "out"))
+	locked.CacheDir, locked.Locked = t.TempDir(), true
+	_, err = Build(ctx, locked)
+	var de *DriftError
+	if !errors.As(err, &de) || len(de.Drift) != 1 || de.Drift[0].Package != "fake-libc" ||
+		!strings.Contains(err.Error(), "fake-libc 2.35-1: 2.35-1 left the archive; it has 2.36-1") {
+		t.Errorf("--locked with a pin the archive lost: %v, want a DriftError naming fake-libc", err)
+	}
+	if now, _ := os.ReadFile(lockPath); !bytes.Equal(now, gone) {
+		t.Error("a refused drift rewrote the lock")
+	}
+	drifted := opts(filepath.Join(t.TempDir(), "out"))
+	drifted.CacheDir = t.TempDir()
+	res3, err := Build(ctx, drifted)
+	if err != nil {
+		t.Fatalf("a default build with a pin the archive lost must re-resolve, not fail: %v", err)
+	}
+	if len(res3.Drift) != 1 || res3.Drift[0] != (Drift{Package: "fake-libc", Old: "2.35-1", New: "2.36-1", Why: "2.35-1 left the archive; it has 2.36-1"}) || !res3.LockWritten {
+		t.Errorf("drift %+v (lock written %v), want fake-libc 2.35-1 → 2.36-1", res3.Drift, res3.LockWritten)
+	}
+	var printed bytes.Buffer
+	printDrift(&printed, res3)
+	if !strings.Contains(printed.String(), "PACKAGE DRIFT") || !strings.Contains(printed.String(), "fake-libc 2.35-1 → 2.36-1") {
+		t.Errorf("printed drift:\n%s", printed.String())
+	}
+	if now, _ := os.ReadFile(lockPath); !bytes.Equal(now, good) {
+		t.Errorf("the re-resolved lock is not the archive's:\n%s\nwant\n%s", now, good)
+	}
+	compareOutputs(t, out, res3.OutDir)
+
+	// A release rebuilds from its package store alone: the archive is gone,
+	// the cache is empty, and the outputs are the same bytes.
+	store := filepath.Join(t.TempDir(), "store")
+	export := opts(filepath.Join(t.TempDir(), "out"))
+	export.ExportStore = store
+	if _, err := Build(ctx, export); err != nil {
+		t.Fatal(err)
+	}
+	offline := opts(filepath.Join(t.TempDir(), "out"))
+	offline.CacheDir, offline.Store = t.TempDir(), store
+	lv, err := LoadVariant(vdir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := strings.TrimPrefix(lv.Distribution.Sources[0].URI, "file://")
+	if err := os.Rename(archive, archive+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	res4, err := Build(ctx, offline)
+	if err := os.Rename(archive+".gone", archive); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("offline build from the store: %v", err)
+	}
+	if res4.RootHash != res.RootHash {
+		t.Errorf("root hash from the store %s, from the archive %s", res4.RootHash, res.RootHash)
+	}
+	compareOutputs(t, out, res4.OutDir)
+	if _, err := os.Stat(filepath.Join(offline.CacheDir, "apt")); err == nil {
+		t.Error("the offline build made an apt root: it asked the archive")
+	}
+	// A store that lacks a pinned .deb refuses, naming it.
+	debs := mustGlob(t, filepath.Join(store, "debs", "*.deb"))
+	if err := os.Remove(debs[0]); err != nil {
+		t.Fatal(err)
+	}
+	offline.CacheDir, offline.Out = t.TempDir(), filepath.Join(t.TempDir(), "out")
+	if _, err := Build(ctx, offline); !errors.As(err, &de) || !strings.Contains(err.Error(), "not in the package store") {
+		t.Errorf("store without a pinned .deb: %v", err)
+	}
 
 	// A stale lock with --locked is an error, not a new resolution.
 	v := filepath.Join(vdir, VariantFile)
@@ -419,4 +507,13 @@ func compareOutputs(t *testing.T, a, b string) {
 			t.Logf("identical: %s %s", s[:16], n)
 		}
 	}
+}
+
+func mustGlob(t *testing.T, pattern string) []string {
+	t.Helper()
+	m, err := filepath.Glob(pattern)
+	if err != nil || len(m) == 0 {
+		t.Fatalf("nothing matches %s (%v)", pattern, err)
+	}
+	return m
 }

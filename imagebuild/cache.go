@@ -65,6 +65,47 @@ func openCache(ctx context.Context, dir string, wait func()) (*debCache, func(),
 	return &debCache{dir: dir}, func() { f.Close() }, nil
 }
 
+// openStore opens a package store: a folder laid out as the cache's debs/
+// (debs/<sha256>.deb) plus locks/, the locks it answers. create makes it;
+// otherwise it must exist. A store has no lock of its own: it is only added
+// to, by content.
+func openStore(dir string, create bool) (*debCache, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("package store %s: %w", dir, err)
+	}
+	if create {
+		if err := os.MkdirAll(filepath.Join(abs, "debs"), 0o755); err != nil {
+			return nil, fmt.Errorf("package store: %w", err)
+		}
+	} else if fi, err := os.Stat(filepath.Join(abs, "debs")); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("package store %s: no debs/ folder (make one with gantry build --export-store)", abs)
+	}
+	return &debCache{dir: abs}, nil
+}
+
+// addLock records a lock the store answers, as locks/<name>.
+func (c *debCache) addLock(name string, data []byte) error {
+	dir := filepath.Join(c.dir, "locks")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("package store: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, name), data); err != nil {
+		return fmt.Errorf("package store: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 // path is where the .deb with this SHA-256 lives.
 func (c *debCache) path(sum string) string { return filepath.Join(c.dir, "debs", sum+".deb") }
 

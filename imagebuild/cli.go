@@ -3,6 +3,7 @@ package imagebuild
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 
@@ -62,10 +63,15 @@ func NewCommand() *cobra.Command {
 			if !quiet {
 				o.Progress = cmd.ErrOrStderr()
 			}
+			if o.Store != "" && o.UpdateLock {
+				return cli.UsageError{Err: errors.New("--store builds offline from the lock; it cannot --update-lock")}
+			}
 			res, err := Build(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
+			// Drift is printed even with --quiet: the lock changed.
+			printDrift(cmd.ErrOrStderr(), res)
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "image      %s\n", res.DiskImage)
 			fmt.Fprintf(out, "artifacts  %s/{boot.img,root.img,hash.img} (gantry repo add-release --boot --root --hash)\n", res.OutDir)
@@ -85,13 +91,26 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&o.CacheDir, "cache", "", "cache of .debs and apt lists (default <user cache>/gantry)")
 	f.StringVar(&o.LockFile, "lock-file", "", "package lock (default <variant folder>/packages.lock)")
 	f.BoolVar(&o.UpdateLock, "update-lock", false, "resolve the package closure again and rewrite the lock")
-	f.BoolVar(&o.Locked, "locked", false, "fail instead of resolving when the lock is missing or stale (CI)")
+	f.BoolVar(&o.Locked, "locked", false, "fail instead of resolving when the lock is missing, stale or pins versions the archive lost (release builds)")
 	f.StringVar(&o.Version, "version", "", "OS version (default: the variant's, else the source tree's)")
 	f.StringVar(&o.BuildID, "build-id", "", "build ID (default: the source tree's git commit)")
 	f.StringVar(&epoch, "epoch", "", "SOURCE_DATE_EPOCH for every timestamp (default: $SOURCE_DATE_EPOCH, else the last commit's time)")
 	f.StringVar(&o.RootJSON, "root-json", "", "TUF root.json to install at /usr/share/gantry/root.json")
-	f.StringVar(&o.AptSourcesDir, "apt-sources", "", "apt folder whose sources are used (default /etc/apt)")
+	f.StringVar(&o.Store, "store", "", "build from this package store alone, never asking the archive (a release's rebuild)")
+	f.StringVar(&o.ExportStore, "export-store", "", "put every .deb of the build and its lock into this package store folder")
 	f.BoolVar(&o.KeepWork, "keep-work", false, "keep the work folder (staging tree and intermediate files)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no step display on stderr")
 	return cmd
+}
+
+// printDrift tells, loudly, which lock lines a build changed and why.
+func printDrift(w io.Writer, res *Result) {
+	if len(res.Drift) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n*** PACKAGE DRIFT: %s was resolved again; %d line(s) changed:\n", res.LockPath, len(res.Drift))
+	for _, d := range res.Drift {
+		fmt.Fprintf(w, "***   %s\n", d)
+	}
+	fmt.Fprintf(w, "*** Review and commit the lock. A release build (--locked) refuses drift; --store rebuilds a release offline.\n\n")
 }

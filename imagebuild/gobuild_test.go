@@ -51,7 +51,7 @@ func TestNodeCommands(t *testing.T) {
 		}
 	}
 
-	v, err := ParseVariant([]byte(strings.Replace(minimalVariant, `commands = ["apiserver"]`, `commands = ["apiserver", "power-knob", "signpost"]`, 1)), "v.toml")
+	v, err := ParseVariant([]byte(strings.Replace(minimalVariant, `commands = ["apiserver"]`, `commands = ["apiserver", "power-knob", "signpost"]`, 1)), testVariantFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}

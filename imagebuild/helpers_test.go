@@ -98,12 +98,51 @@ func fakeDeb(t *testing.T, dir, name, version, control string, files []fakeFile)
 	return out
 }
 
-// fakeRepo writes a flat apt repository index (Packages) for the .debs in
-// dir and an apt folder whose only source is that repository; it returns
-// the apt folder.
-func fakeRepo(t *testing.T, dir string) string {
+// testArchive is a real, signed apt archive in a folder (file: URI): the
+// .debs at its top, dists/fake/main/binary-amd64/Packages and an InRelease
+// signed with a key that gpg makes for the test.
+type testArchive struct {
+	dir, gnupg, keyring string
+}
+
+// newTestArchive makes the signing key; put .debs into dir, then publish.
+func newTestArchive(t *testing.T, dir string) *testArchive {
 	t.Helper()
-	debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
+	needTools(t, "gpg", "gpgconf")
+	// gpg-agent's socket lives in the home folder, whose path must be short.
+	home, err := os.MkdirTemp("", "gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").Run()
+		os.RemoveAll(home)
+	})
+	a := &testArchive{dir: dir, gnupg: home, keyring: filepath.Join(t.TempDir(), "test-archive.gpg")}
+	a.gpg(t, "--passphrase", "", "--quick-gen-key", "Gantry test archive <test@example.com>", "ed25519", "sign", "never")
+	key := a.gpg(t, "--export")
+	if err := os.WriteFile(a.keyring, key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *testArchive) gpg(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("gpg", append([]string{"--homedir", a.gnupg, "--batch", "--pinentry-mode", "loopback"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
+	}
+	return out
+}
+
+// publish writes the index of the .debs now in the folder and signs it.
+func (a *testArchive) publish(t *testing.T) {
+	t.Helper()
+	debs, _ := filepath.Glob(filepath.Join(a.dir, "*.deb"))
 	sort.Strings(debs)
 	var idx bytes.Buffer
 	for _, d := range debs {
@@ -116,20 +155,39 @@ func fakeRepo(t *testing.T, dir string) string {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256(data)
-		fmt.Fprintf(&idx, "%sFilename: ./%s\nSize: %d\nSHA256: %s\n\n", ctl, filepath.Base(d), len(data), hex.EncodeToString(sum[:]))
+		fmt.Fprintf(&idx, "%sFilename: %s\nSize: %d\nSHA256: %s\n\n", ctl, filepath.Base(d), len(data), hex.EncodeToString(sum[:]))
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Packages"), idx.Bytes(), 0o644); err != nil {
+	const rel = "main/binary-amd64/Packages"
+	dists := filepath.Join(a.dir, "dists", "fake")
+	if err := os.MkdirAll(filepath.Join(dists, filepath.Dir(rel)), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	aptDir := filepath.Join(t.TempDir(), "apt")
-	if err := os.MkdirAll(filepath.Join(aptDir, "sources.list.d"), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(dists, rel), idx.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src := fmt.Sprintf("deb [trusted=yes] file:%s ./\n", dir)
-	if err := os.WriteFile(filepath.Join(aptDir, "sources.list.d", "fake.list"), []byte(src), 0o644); err != nil {
+	sum := sha256.Sum256(idx.Bytes())
+	release := fmt.Sprintf("Origin: Gantry tests\nSuite: fake\nCodename: fake\nDate: Sat, 01 Jan 2022 00:00:00 UTC\n"+
+		"Architectures: amd64\nComponents: main\nSHA256:\n %s %d %s\n", hex.EncodeToString(sum[:]), idx.Len(), rel)
+	if err := os.WriteFile(filepath.Join(dists, "Release"), []byte(release), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return aptDir
+	os.Remove(filepath.Join(dists, "InRelease"))
+	a.gpg(t, "--clearsign", "-o", filepath.Join(dists, "InRelease"), filepath.Join(dists, "Release"))
+}
+
+// distribution is the [distribution] table of a variant built from it.
+func (a *testArchive) distribution() string {
+	return fmt.Sprintf("[distribution]\nname = \"fake\"\nkeyring = %q\n[[distribution.sources]]\nuri = \"file://%s\"\n"+
+		"suites = [\"fake\"]\ncomponents = [\"main\"]\n", a.keyring, a.dir)
+}
+
+// fakeRepo publishes the .debs in dir as a signed archive and returns the
+// [distribution] table naming it.
+func fakeRepo(t *testing.T, dir string) string {
+	t.Helper()
+	a := newTestArchive(t, dir)
+	a.publish(t)
+	return a.distribution()
 }
 
 // fakeKO returns a minimal ELF64 relocatable object with a .modinfo

@@ -19,8 +19,8 @@ const rootSizeGoal = 80_000_000
 
 // TestBuildMetalDev builds the real metal-dev image twice from the
 // repository's packages.lock (a copy: the test never writes into the
-// repository) and checks the root, the disk and that every output is the
-// same both times. The .debs come from the shared build cache
+// repository), the second time offline from the first's package store, and
+// checks the root, the disk and that every output is the same both times. The .debs come from the shared build cache
 // ($GANTRY_BUILD_CACHE, else the user cache), so only the first run
 // downloads them. -short skips it.
 func TestBuildMetalDev(t *testing.T) {
@@ -45,11 +45,15 @@ func TestBuildMetalDev(t *testing.T) {
 		}
 	}
 	epoch := int64(1700000000)
+	// Build 1 exports its .debs into a package store; build 2 is a release
+	// rebuild from that store alone, with an empty cache and no archive:
+	// every output must be the same bytes.
+	store, offlineCache := filepath.Join(t.TempDir(), "store"), t.TempDir()
 	var results []*Result
-	for i := 0; i < 2; i++ {
+	for i, o := range []Options{{CacheDir: cache, ExportStore: store}, {CacheDir: offlineCache, Store: store}} {
 		t0 := time.Now()
-		res, err := Build(ctx, Options{VariantDir: vdir, Source: src, Out: filepath.Join(t.TempDir(), "out"), CacheDir: cache,
-			LockFile: lock, BuildID: "itest001", Epoch: &epoch})
+		o.VariantDir, o.Source, o.Out, o.LockFile, o.BuildID, o.Epoch = vdir, src, filepath.Join(t.TempDir(), "out"), lock, "itest001", &epoch
+		res, err := Build(ctx, o)
 		if err != nil {
 			t.Fatalf("build %d: %v", i+1, err)
 		}
@@ -58,7 +62,13 @@ func TestBuildMetalDev(t *testing.T) {
 			steps = append(steps, s.Step+" "+round(s.Duration).String())
 		}
 		t.Logf("build %d: %s; %s", i+1, round(time.Since(t0)), strings.Join(steps, ", "))
+		if len(res.Drift) > 0 {
+			t.Logf("build %d: the lock drifted from the archive: %v", i+1, res.Drift)
+		}
 		results = append(results, res)
+	}
+	if _, err := os.Stat(filepath.Join(offlineCache, "apt")); err == nil {
+		t.Error("the build from the store made an apt root")
 	}
 	res := results[0]
 	t.Logf("metal-dev: %d packages, root %s compressed from %s (goal ≤ %s), hash %s, boot %s (vmlinuz %s, initrd %s), %d of %d modules",

@@ -1,16 +1,24 @@
 package imagebuild
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // kernelInfo is what the kernel step found and kept.
@@ -58,6 +66,93 @@ type module struct {
 // modName normalizes a module name as modprobe does (- and _ are equal).
 func modName(s string) string {
 	return strings.ReplaceAll(strings.TrimSuffix(strings.TrimSuffix(path.Base(s), ".xz"), ".ko"), "-", "_")
+}
+
+// moduleDecompressors are the compressions Debian's kernels ship modules
+// with (trixie's are xz: CONFIG_MODULE_COMPRESS_ALL).
+var moduleDecompressors = map[string]func(io.Reader) (io.Reader, error){
+	".xz": func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) },
+	".zst": func(r io.Reader) (io.Reader, error) {
+		d, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	},
+	".gz": func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) },
+}
+
+// decompressModules replaces each compressed module (name.ko.xz, .zst,
+// .gz) below modDir/kernel by the plain name.ko. The root's erofs compresses
+// them anyway, gantry-init's finit_module and the module index readers
+// take plain ELF files, and the image does not depend on the kernel's
+// in-kernel decompression. Two workers share the work.
+func decompressModules(s *stage, modDir string) error {
+	var files []string
+	err := fs.WalkDir(s.root.FS(), modDir+"/kernel", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == modDir+"/kernel" {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if !d.IsDir() && moduleDecompressors[path.Ext(p)] != nil && strings.HasSuffix(strings.TrimSuffix(p, path.Ext(p)), ".ko") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("kernel modules: %w", err)
+	}
+	work := make(chan string)
+	errs := make(chan error, len(files))
+	var wg sync.WaitGroup
+	for range max(2, runtime.NumCPU()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				errs <- decompressModule(s, p)
+			}
+		}()
+	}
+	for _, p := range files {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		if err != nil {
+			all = append(all, err)
+		}
+	}
+	if err := errors.Join(all...); err != nil {
+		return fmt.Errorf("kernel modules: %w", err)
+	}
+	return nil
+}
+
+// decompressModule writes p without its compression suffix and removes p.
+func decompressModule(s *stage, p string) error {
+	f, err := s.root.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	r, err := moduleDecompressors[path.Ext(p)](bufio.NewReader(f))
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if err := s.writeFrom(strings.TrimSuffix(p, path.Ext(p)), r, fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	return s.root.Remove(p)
 }
 
 // readModules indexes the kernel's modules by name with their dependencies
@@ -128,6 +223,9 @@ func modinfo(file string) (map[string]string, error) {
 // dependencies, and removes the rest. A name that is built into the kernel
 // (modules.builtin) is accepted and needs nothing.
 func selectModules(s *stage, k *kernelInfo, keep, initramfs []string) error {
+	if err := decompressModules(s, k.ModulesDir); err != nil {
+		return err
+	}
 	mods, err := readModules(s, k.ModulesDir)
 	if err != nil {
 		return err

@@ -21,6 +21,12 @@ type Lock struct {
 	Arch string
 	// Include and Exclude are the sorted request the closure answers.
 	Include, Exclude []string
+	// Distribution names the archive the closure was resolved against:
+	// Sources are its sources (AptSource.String) and Keyring the SHA-256 of
+	// the keyring that checked them.
+	Distribution string
+	Sources      []string
+	Keyring      string
 	// Packages are sorted by name.
 	Packages []LockedPackage
 }
@@ -40,9 +46,20 @@ var (
 	sha256RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
-// Matches reports whether the lock was resolved for this request.
-func (l *Lock) Matches(arch string, include, exclude []string) bool {
-	return l.Arch == arch && slices.Equal(l.Include, include) && slices.Equal(l.Exclude, exclude)
+// Matches reports whether the lock was resolved for this request from
+// these sources.
+func (l *Lock) Matches(arch string, include, exclude, sources []string) bool {
+	return l.Arch == arch && slices.Equal(l.Include, include) && slices.Equal(l.Exclude, exclude) &&
+		slices.Equal(l.Sources, sources)
+}
+
+// Find returns the locked package of that name.
+func (l *Lock) Find(name string) (LockedPackage, bool) {
+	i, ok := slices.BinarySearchFunc(l.Packages, name, func(p LockedPackage, n string) int { return strings.Compare(p.Name, n) })
+	if !ok {
+		return LockedPackage{}, false
+	}
+	return l.Packages[i], true
 }
 
 // Marshal renders the lock file: a header naming the request, then one
@@ -54,6 +71,15 @@ func (l *Lock) Marshal(variant string) []byte {
 	fmt.Fprintf(&b, "# arch: %s\n", l.Arch)
 	fmt.Fprintf(&b, "# include: %s\n", strings.Join(l.Include, " "))
 	fmt.Fprintf(&b, "# exclude: %s\n", strings.Join(l.Exclude, " "))
+	if l.Distribution != "" {
+		fmt.Fprintf(&b, "# distribution: %s\n", l.Distribution)
+	}
+	for _, src := range l.Sources {
+		fmt.Fprintf(&b, "# source: %s\n", src)
+	}
+	if l.Keyring != "" {
+		fmt.Fprintf(&b, "# keyring: sha256:%s\n", l.Keyring)
+	}
 	for _, p := range l.Packages {
 		b.WriteString(p.String())
 		b.WriteByte('\n')
@@ -83,6 +109,12 @@ func ParseLock(data []byte, file string) (*Lock, error) {
 				l.Include = strings.Fields(val)
 			case "exclude":
 				l.Exclude = strings.Fields(val)
+			case "distribution":
+				l.Distribution = strings.TrimSpace(val)
+			case "source":
+				l.Sources = append(l.Sources, strings.TrimSpace(val))
+			case "keyring":
+				l.Keyring = strings.TrimPrefix(strings.TrimSpace(val), "sha256:")
 			}
 			continue
 		}

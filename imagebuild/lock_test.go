@@ -7,8 +7,10 @@ import (
 
 func TestLockRoundTrip(t *testing.T) {
 	sum := strings.Repeat("ab", 32)
+	src := []string{"uri=http://deb.debian.org/debian suites=trixie,trixie-updates components=main"}
 	l := &Lock{
 		Arch: "amd64", Include: []string{"containerd", "systemd"}, Exclude: []string{"debconf"},
+		Distribution: "debian-13", Sources: src, Keyring: strings.Repeat("cd", 32),
 		Packages: []LockedPackage{{"libc6", "2.36-9+deb12u14", sum}, {"libgmp10", "2:6.2.1+dfsg1-1.1", sum}},
 	}
 	data := l.Marshal("metal-dev")
@@ -19,19 +21,24 @@ func TestLockRoundTrip(t *testing.T) {
 	if string(got.Marshal("metal-dev")) != string(data) {
 		t.Errorf("round trip changed the lock:\n%s\n---\n%s", data, got.Marshal("metal-dev"))
 	}
-	if !got.Matches("amd64", []string{"containerd", "systemd"}, []string{"debconf"}) {
+	if !got.Matches("amd64", []string{"containerd", "systemd"}, []string{"debconf"}, src) {
 		t.Error("lock does not match its own request")
 	}
+	if got.Distribution != "debian-13" || got.Keyring != strings.Repeat("cd", 32) {
+		t.Errorf("distribution %q, keyring %q", got.Distribution, got.Keyring)
+	}
 	for _, tc := range []struct {
-		arch             string
-		include, exclude []string
+		arch                      string
+		include, exclude, sources []string
 	}{
-		{"arm64", []string{"containerd", "systemd"}, []string{"debconf"}},
-		{"amd64", []string{"systemd"}, []string{"debconf"}},
-		{"amd64", []string{"containerd", "systemd"}, nil},
+		{"arm64", []string{"containerd", "systemd"}, []string{"debconf"}, src},
+		{"amd64", []string{"systemd"}, []string{"debconf"}, src},
+		{"amd64", []string{"containerd", "systemd"}, nil, src},
+		{"amd64", []string{"containerd", "systemd"}, []string{"debconf"}, nil},
+		{"amd64", []string{"containerd", "systemd"}, []string{"debconf"}, []string{"uri=http://deb.debian.org/debian suites=bookworm components=main"}},
 	} {
-		if got.Matches(tc.arch, tc.include, tc.exclude) {
-			t.Errorf("lock matches %s %v %v", tc.arch, tc.include, tc.exclude)
+		if got.Matches(tc.arch, tc.include, tc.exclude, tc.sources) {
+			t.Errorf("lock matches %s %v %v %v", tc.arch, tc.include, tc.exclude, tc.sources)
 		}
 	}
 	if !strings.Contains(string(data), "libgmp10=2:6.2.1+dfsg1-1.1="+sum+"\n") {

@@ -2,8 +2,10 @@ package imagebuild
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -19,25 +21,77 @@ type pkgFile struct {
 type resolveResult struct {
 	lock *Lock
 	// resolved is true when apt computed the closure in this build (the
-	// lock was missing, stale or --update-lock was given).
+	// lock was missing, stale, had drifted or --update-lock was given).
 	resolved bool
 	// why says why the closure was (re)computed.
 	why string
+	// drift is what changed against the previous lock, when there was one.
+	drift []Drift
 }
 
-// packageSource is the apt side of a build: the cache, the private apt
-// root (made on first use) and the sources it copies.
+// Drift is one package whose lock line changed when the closure was
+// resolved again: Old is empty for a package added, New for one removed.
+type Drift struct {
+	Package string `json:"package"`
+	Old     string `json:"old,omitempty"`
+	New     string `json:"new,omitempty"`
+	Why     string `json:"why"`
+}
+
+// String is the drift line: package old → new (why).
+func (d Drift) String() string {
+	old, nw := d.Old, d.New
+	if old == "" {
+		old = "(none)"
+	}
+	if nw == "" {
+		nw = "(removed)"
+	}
+	return fmt.Sprintf("%s %s → %s (%s)", d.Package, old, nw, d.Why)
+}
+
+// DriftError is a refused drift: the lock pins versions the archive no
+// longer has, and the build was --locked or offline.
+type DriftError struct {
+	Lock  string
+	Drift []Drift
+	// Hint says what to do.
+	Hint string
+}
+
+func (e *DriftError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s pins %d package version(s) that the archive no longer has:", e.Lock, len(e.Drift))
+	for _, d := range e.Drift {
+		fmt.Fprintf(&b, "\n  %s %s: %s", d.Package, d.Old, d.Why)
+	}
+	if e.Hint != "" {
+		b.WriteString("\n" + e.Hint)
+	}
+	return b.String()
+}
+
+// packageSource is where a build's .debs come from: the cache, then the
+// package store (a release's exported .debs), then the variant's archive
+// through a private apt root (made on first use) unless offline.
 type packageSource struct {
-	cache      *debCache
-	arch       string
-	sourcesDir string
-	apt        *aptRoot
-	updated    bool
+	cache *debCache
+	// store, when set, is read before the archive; offline forbids the
+	// archive altogether (a build from the store alone).
+	store   *debCache
+	offline bool
+	arch    string
+	dist    DistributionSpec
+	apt     *aptRoot
+	updated bool
 }
 
 func (s *packageSource) root(ctx context.Context) (*aptRoot, error) {
+	if s.offline {
+		return nil, errors.New("the build is offline (--store without the archive): apt is not used")
+	}
 	if s.apt == nil {
-		a, err := newAptRoot(s.cache.dir, s.arch, s.sourcesDir)
+		a, err := newAptRoot(s.cache.dir, s.arch, s.dist)
 		if err != nil {
 			return nil, err
 		}
@@ -52,38 +106,146 @@ func (s *packageSource) root(ctx context.Context) (*aptRoot, error) {
 	return s.apt, nil
 }
 
-// resolve returns the lock to build from: the existing one when it answers
-// the variant's request (unless update is set), or a new closure from apt
-// with the SHA-256 of each .deb from the (signed) package lists. With
-// locked, a missing or stale lock is an error.
-func (s *packageSource) resolve(ctx context.Context, v *Variant, existing *Lock, update, locked bool) (*resolveResult, error) {
-	include, exclude := v.Requested(), v.Excluded()
+// newLock is an empty lock for the variant's request and distribution.
+func (s *packageSource) newLock(v *Variant) (*Lock, error) {
+	sum, _, err := hashFile(s.dist.Keyring)
+	if err != nil {
+		return nil, fmt.Errorf("distribution keyring: %w", err)
+	}
+	return &Lock{Arch: s.arch, Include: v.Requested(), Exclude: v.Excluded(),
+		Distribution: s.dist.Name, Sources: s.dist.SourceLines(), Keyring: sum}, nil
+}
+
+// resolve returns the lock to build from.
+//   - A missing or stale lock (another request or distribution), or
+//     update, resolves the closure again with apt.
+//   - Otherwise the lock stands while every .deb it pins is in the cache,
+//     the store or the archive. Pins the archive no longer has are drift:
+//     they are resolved again (keeping every other pin that still fits)
+//     and the changes are returned, unless locked, which refuses drift.
+func (s *packageSource) resolve(ctx context.Context, v *Variant, existing *Lock, lockPath string, update, locked bool) (*resolveResult, error) {
 	var why string
 	switch {
 	case existing == nil:
 		why = "no packages.lock"
-	case !existing.Matches(s.arch, include, exclude):
-		why = "packages.lock was resolved for another request (arch, include or exclude changed)"
+	case !existing.Matches(s.arch, v.Requested(), v.Excluded(), s.dist.SourceLines()):
+		why = "packages.lock was resolved for another request or distribution (arch, include, exclude or sources changed)"
 	case update:
 		why = "--update-lock"
-	default:
-		return &resolveResult{lock: existing}, nil
 	}
-	if locked {
-		return nil, fmt.Errorf("resolve packages: %s, and --locked forbids resolving again", why)
+	if why != "" {
+		if locked {
+			return nil, fmt.Errorf("resolve packages: %s, and --locked forbids resolving again", why)
+		}
+		if s.offline {
+			return nil, fmt.Errorf("resolve packages: %s, and a build from the store alone cannot resolve", why)
+		}
+		lock, err := s.closure(ctx, v, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &resolveResult{lock: lock, resolved: true, why: why, drift: diffLocks(existing, lock, nil, "re-resolved", "re-resolved")}, nil
+	}
+
+	missing, err := s.missing(existing)
+	if err != nil || len(missing) == 0 {
+		return &resolveResult{lock: existing}, err
+	}
+	if s.offline {
+		var d []Drift
+		for _, p := range missing {
+			d = append(d, Drift{Package: p.Name, Old: p.Version, Why: "not in the package store"})
+		}
+		return nil, &DriftError{Lock: lockPath, Drift: d, Hint: "the store does not hold this lock's packages; export them with `gantry build --export-store`"}
 	}
 	a, err := s.root(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("resolve packages: %w", err)
 	}
-	stubs, err := a.excludeStubs(ctx, exclude)
+	avail, err := a.versions(ctx, missing)
+	if err != nil {
+		return nil, fmt.Errorf("resolve packages: %w", err)
+	}
+	gone := map[string]string{}
+	var refused []Drift
+	for _, p := range missing {
+		if slices.Contains(avail[p.Name], p.Version) {
+			continue
+		}
+		why := fmt.Sprintf("%s left the archive", p.Version)
+		if len(avail[p.Name]) > 0 {
+			why += "; it has " + strings.Join(avail[p.Name], ", ")
+		} else {
+			why += "; it has no version of " + p.Name
+		}
+		gone[p.Name] = why
+		refused = append(refused, Drift{Package: p.Name, Old: p.Version, Why: why})
+	}
+	if len(gone) == 0 {
+		return &resolveResult{lock: existing}, nil
+	}
+	if locked {
+		return nil, &DriftError{Lock: lockPath, Drift: refused,
+			Hint: "--locked refuses drift: rebuild from the release's package store (--store), or re-resolve without --locked and commit the lock"}
+	}
+	changed := "needed by the new versions"
+	lock, err := s.closure(ctx, v, pinsExcept(existing, gone))
+	if err != nil {
+		// The kept pins do not fit the new versions: resolve it all again.
+		changed = "re-resolved: the other pins did not fit the new versions"
+		if lock, err = s.closure(ctx, v, nil); err != nil {
+			return nil, err
+		}
+	}
+	return &resolveResult{lock: lock, resolved: true, why: "pinned versions left the archive",
+		drift: diffLocks(existing, lock, gone, changed, "new dependency")}, nil
+}
+
+// missing lists the lock's packages that neither the cache nor the store
+// holds.
+func (s *packageSource) missing(lock *Lock) ([]LockedPackage, error) {
+	var out []LockedPackage
+	for _, p := range lock.Packages {
+		ok, err := s.cache.has(p.SHA256)
+		if err == nil && !ok && s.store != nil {
+			ok, err = s.store.has(p.SHA256)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("package %s: %w", p.Name, err)
+		}
+		if !ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// pinsExcept is name=version for every locked package but the gone ones.
+func pinsExcept(l *Lock, gone map[string]string) []string {
+	var pins []string
+	for _, p := range l.Packages {
+		if _, g := gone[p.Name]; !g {
+			pins = append(pins, p.Name+"="+p.Version)
+		}
+	}
+	return pins
+}
+
+// closure asks apt for the closure of the variant's request plus pins
+// (name=version), with each .deb's SHA-256 from the signed package lists.
+func (s *packageSource) closure(ctx context.Context, v *Variant, pins []string) (*Lock, error) {
+	a, err := s.root(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("resolve packages: %w", err)
+	}
+	stubs, err := a.excludeStubs(ctx, v.Excluded())
 	if err != nil {
 		return nil, fmt.Errorf("resolve packages: %w", err)
 	}
 	if err := a.writeStatus(stubs); err != nil {
 		return nil, err
 	}
-	want, err := a.closure(ctx, include)
+	want, err := a.closure(ctx, append(v.Requested(), pins...))
 	if err != nil {
 		return nil, fmt.Errorf("resolve packages: %w", err)
 	}
@@ -91,26 +253,56 @@ func (s *packageSource) resolve(ctx context.Context, v *Variant, existing *Lock,
 	if err != nil {
 		return nil, fmt.Errorf("resolve packages: %w", err)
 	}
-	lock := &Lock{Arch: s.arch, Include: include, Exclude: exclude}
+	lock, err := s.newLock(v)
+	if err != nil {
+		return nil, err
+	}
 	for name, ver := range want {
 		lock.Packages = append(lock.Packages, LockedPackage{Name: name, Version: ver, SHA256: sums[name]})
 	}
 	sort.Slice(lock.Packages, func(i, j int) bool { return lock.Packages[i].Name < lock.Packages[j].Name })
-	return &resolveResult{lock: lock, resolved: true, why: why}, nil
+	return lock, nil
 }
 
-// fetch returns the lock's .debs from the cache, downloading the exact
-// missing versions with apt; each file must have the lock's SHA-256.
-func (s *packageSource) fetch(ctx context.Context, lock *Lock, tmp string) ([]pkgFile, int, error) {
-	var missing []LockedPackage
-	for _, p := range lock.Packages {
-		ok, err := s.cache.has(p.SHA256)
-		if err != nil {
-			return nil, 0, fmt.Errorf("fetch %s: %w", p.Name, err)
+// diffLocks lists what changed from old to new. gone gives the reason of
+// the pins that left the archive; other changed versions get changedWhy and
+// packages new to the lock addedWhy.
+func diffLocks(old, nw *Lock, gone map[string]string, changedWhy, addedWhy string) []Drift {
+	if old == nil {
+		return nil
+	}
+	var out []Drift
+	for _, p := range old.Packages {
+		q, ok := nw.Find(p.Name)
+		switch {
+		case ok && q.Version == p.Version && q.SHA256 == p.SHA256:
+			continue
+		case gone[p.Name] != "":
+			out = append(out, Drift{Package: p.Name, Old: p.Version, New: q.Version, Why: gone[p.Name]})
+		case !ok:
+			out = append(out, Drift{Package: p.Name, Old: p.Version, Why: "no longer needed"})
+		case q.Version == p.Version:
+			out = append(out, Drift{Package: p.Name, Old: p.Version, New: q.Version, Why: "the archive's .deb changed (SHA-256)"})
+		default:
+			out = append(out, Drift{Package: p.Name, Old: p.Version, New: q.Version, Why: changedWhy})
 		}
-		if !ok {
-			missing = append(missing, p)
+	}
+	for _, q := range nw.Packages {
+		if _, ok := old.Find(q.Name); !ok {
+			out = append(out, Drift{Package: q.Name, New: q.Version, Why: addedWhy})
 		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Package < out[j].Package })
+	return out
+}
+
+// fetch returns the lock's .debs from the cache or the store, downloading
+// the exact missing versions with apt; each file must have the lock's
+// SHA-256. With export set, every .deb is also put into that store.
+func (s *packageSource) fetch(ctx context.Context, lock *Lock, tmp string, export *debCache) ([]pkgFile, int, error) {
+	missing, err := s.missing(lock)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch packages: %w", err)
 	}
 	if len(missing) > 0 {
 		a, err := s.root(ctx)
@@ -151,9 +343,17 @@ func (s *packageSource) fetch(ctx context.Context, lock *Lock, tmp string) ([]pk
 	files := make([]pkgFile, 0, len(lock.Packages))
 	for _, p := range lock.Packages {
 		path := s.cache.path(p.SHA256)
+		if ok, _ := s.cache.has(p.SHA256); !ok && s.store != nil {
+			path = s.store.path(p.SHA256)
+		}
 		fi, err := os.Stat(path)
 		if err != nil {
 			return nil, 0, fmt.Errorf("fetch %s: %w", p.Name, err)
+		}
+		if export != nil {
+			if _, _, err := export.add(path); err != nil {
+				return nil, 0, fmt.Errorf("export %s to the package store: %w", p.Name, err)
+			}
 		}
 		files = append(files, pkgFile{LockedPackage: p, Path: path, Size: fi.Size()})
 	}
@@ -162,11 +362,7 @@ func (s *packageSource) fetch(ctx context.Context, lock *Lock, tmp string) ([]pk
 
 // writeLock writes the lock file atomically.
 func writeLock(path, variant string, l *Lock) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, l.Marshal(variant), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileAtomic(path, l.Marshal(variant)); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

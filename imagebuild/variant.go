@@ -2,6 +2,7 @@ package imagebuild
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -34,17 +35,56 @@ type Variant struct {
 	// Version is the OS version (default: version.Version of the source
 	// tree); it becomes VERSION_ID.
 	Version string `toml:"version"`
+	// Base is a TOML file (relative to the variant folder) that is read
+	// before variant.toml: the variant's keys override the base's, table by
+	// table and key by key. Variants share their distribution through it.
+	Base string `toml:"base"`
 
-	Kernel   KernelSpec   `toml:"kernel"`
-	Image    ImageSpec    `toml:"image"`
-	Packages PackageSpec  `toml:"packages"`
-	Gantry   GantrySpec   `toml:"gantry"`
-	Settings SettingsSpec `toml:"settings"`
-	Systemd  SystemdSpec  `toml:"systemd"`
-	Root     RootSpec     `toml:"root"`
+	Distribution DistributionSpec `toml:"distribution"`
+	Kernel       KernelSpec       `toml:"kernel"`
+	Image        ImageSpec        `toml:"image"`
+	Packages     PackageSpec      `toml:"packages"`
+	Gantry       GantrySpec       `toml:"gantry"`
+	Settings     SettingsSpec     `toml:"settings"`
+	Systemd      SystemdSpec      `toml:"systemd"`
+	Root         RootSpec         `toml:"root"`
 	// Groups and Users are accounts added to those the packages declare.
 	Groups []GroupSpec `toml:"groups"`
 	Users  []UserSpec  `toml:"users"`
+}
+
+// DistributionSpec is the [distribution] table: the Debian archive the
+// packages come from. The build reads nothing else: not the build host's
+// apt sources, keys or configuration.
+type DistributionSpec struct {
+	// Name is the distribution and release, for people (debian-13).
+	Name string `toml:"name"`
+	// Keyring is the OpenPGP keyring that signs the archive's Release
+	// files, relative to the file that names it (absolute once loaded).
+	Keyring string `toml:"keyring"`
+	// Sources are the archive's URIs with their suites and components.
+	Sources []AptSource `toml:"sources"`
+}
+
+// AptSource is one [[distribution.sources]] entry: a deb822 stanza.
+type AptSource struct {
+	URI        string   `toml:"uri"`
+	Suites     []string `toml:"suites"`
+	Components []string `toml:"components"`
+}
+
+// String is the source as the lock records it.
+func (s AptSource) String() string {
+	return fmt.Sprintf("uri=%s suites=%s components=%s", s.URI, strings.Join(s.Suites, ","), strings.Join(s.Components, ","))
+}
+
+// SourceLines are the sources as the lock records them, one per source.
+func (d DistributionSpec) SourceLines() []string {
+	out := make([]string, len(d.Sources))
+	for i, s := range d.Sources {
+		out[i] = s.String()
+	}
+	return out
 }
 
 // KernelSpec is the [kernel] table.
@@ -152,8 +192,9 @@ var forbiddenCommands = map[string]string{
 	NodeBinary:    "it is the binary the commands link to, installed anyway",
 }
 
-// LoadVariant reads dir/variant.toml, fills in defaults and validates it.
-// defaultVersion is used when the file names no version.
+// LoadVariant reads dir/variant.toml (and the base file it names), fills in
+// defaults and validates it. defaultVersion is used when the file names no
+// version.
 func LoadVariant(dir, defaultVersion string) (*Variant, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -176,26 +217,85 @@ func LoadVariant(dir, defaultVersion string) (*Variant, error) {
 }
 
 // ParseVariant decodes and validates variant.toml's bytes; file names them
-// in errors. Unknown keys are errors.
+// in errors, and relative paths in it (base, distribution.keyring) are
+// relative to its folder. Unknown keys are errors. Raw becomes the base's
+// bytes followed by the variant's, so that both count in the image digest.
 func ParseVariant(raw []byte, file string) (*Variant, error) {
 	v := &Variant{}
+	head := struct {
+		Base string `toml:"base"`
+	}{}
+	if _, err := toml.Decode(string(raw), &head); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	var all []byte
+	if head.Base != "" {
+		basePath := head.Base
+		if !filepath.IsAbs(basePath) {
+			basePath = filepath.Join(filepath.Dir(file), basePath)
+		}
+		baseRaw, err := os.ReadFile(basePath)
+		if err != nil {
+			return nil, fmt.Errorf("%s: base: %w", file, err)
+		}
+		if err := decodeVariantFile(v, baseRaw, basePath); err != nil {
+			return nil, err
+		}
+		if v.Base != "" {
+			return nil, fmt.Errorf("%s: base: a base file cannot name another base", basePath)
+		}
+		all = append(append(all, baseRaw...), "\x00"...)
+	}
+	if err := decodeVariantFile(v, raw, file); err != nil {
+		return nil, err
+	}
+	v.Raw = append(all, raw...)
+	v.setDefaults()
+	if err := v.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return v, nil
+}
+
+// decodeVariantFile decodes one file over v: its keys replace v's. A keyring
+// it names is made absolute against its folder.
+func decodeVariantFile(v *Variant, raw []byte, file string) error {
+	keyring := v.Distribution.Keyring
+	v.Distribution.Keyring = ""
+	// The decoder fills a slice of tables in place, which would merge a
+	// variant's [[distribution.sources]] into the base's: a file that
+	// names such an array replaces it whole.
+	var keys map[string]any
+	if _, err := toml.Decode(string(raw), &keys); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if d, ok := keys["distribution"].(map[string]any); ok && d["sources"] != nil {
+		v.Distribution.Sources = nil
+	}
+	if keys["groups"] != nil {
+		v.Groups = nil
+	}
+	if keys["users"] != nil {
+		v.Users = nil
+	}
 	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(v)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return fmt.Errorf("%s: %w", file, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown keys: %s", file, strings.Join(keys, ", "))
+		return fmt.Errorf("%s: unknown keys: %s", file, strings.Join(keys, ", "))
 	}
-	v.Raw = raw
-	v.setDefaults()
-	if err := v.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+	switch k := v.Distribution.Keyring; {
+	case k == "":
+		v.Distribution.Keyring = keyring
+	case !filepath.IsAbs(k):
+		v.Distribution.Keyring = filepath.Join(filepath.Dir(file), k)
 	}
-	return v, nil
+	return nil
 }
 
 func (v *Variant) setDefaults() {
@@ -233,6 +333,9 @@ func (v *Variant) validate() error {
 	}
 	if v.Version != "" && !regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+~-]*$`).MatchString(v.Version) {
 		fail("version %q: want something like 1.2.3", v.Version)
+	}
+	if err := v.Distribution.validate(); err != nil {
+		fail("distribution: %v", err)
 	}
 	if v.Kernel.Package == "" {
 		fail("kernel.package: required (e.g. linux-image-cloud-amd64)")
@@ -313,6 +416,42 @@ func (v *Variant) validate() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid variant:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+var (
+	suiteRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
+	uriRE   = regexp.MustCompile(`^(https?|file)://[^\s]+$`)
+)
+
+// validate checks the [distribution] table: at least one source, each with
+// a URI, suites and components, and a keyring to check them with.
+func (d DistributionSpec) validate() error {
+	var errs []string
+	if len(d.Sources) == 0 {
+		errs = append(errs, "sources: name the archive (uri, suites, components), e.g. in the variant's base file")
+	}
+	for i, s := range d.Sources {
+		if !uriRE.MatchString(s.URI) {
+			errs = append(errs, fmt.Sprintf("sources[%d].uri %q: want an http, https or file URI", i, s.URI))
+		}
+		if len(s.Suites) == 0 || len(s.Components) == 0 {
+			errs = append(errs, fmt.Sprintf("sources[%d]: name its suites and components", i))
+		}
+		for _, w := range append(slices.Clone(s.Suites), s.Components...) {
+			if !suiteRE.MatchString(w) {
+				errs = append(errs, fmt.Sprintf("sources[%d]: %q is not a suite or component name", i, w))
+			}
+		}
+	}
+	if d.Keyring == "" {
+		errs = append(errs, "keyring: name the keyring that signs the archive")
+	} else if fi, err := os.Stat(d.Keyring); err != nil || !fi.Mode().IsRegular() {
+		errs = append(errs, fmt.Sprintf("keyring %s: not a readable file", d.Keyring))
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
 }

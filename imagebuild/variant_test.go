@@ -9,8 +9,11 @@ import (
 	"github.com/gantry-os/gantry/model"
 )
 
+// minimalVariant takes its distribution from the repository's base; parse
+// it as testVariantFile.
 const minimalVariant = `
 name = "custom-dev"
+base = "../shared/base.toml"
 [kernel]
 package = "linux-image-cloud-amd64"
 [packages]
@@ -21,8 +24,14 @@ commands = ["apiserver"]
 groups = ["motd"]
 `
 
+// testVariantFile is where minimalVariant pretends to live: a variant
+// folder of this source tree, so its base is the repository's.
+func testVariantFile(t *testing.T) string {
+	return filepath.Join(sourceRoot(t), "variants", "custom-dev", VariantFile)
+}
+
 func TestParseVariantDefaults(t *testing.T) {
-	v, err := ParseVariant([]byte(minimalVariant), "variant.toml")
+	v, err := ParseVariant([]byte(minimalVariant), testVariantFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +42,41 @@ func TestParseVariantDefaults(t *testing.T) {
 	}
 	if got := v.Requested(); !slices.Equal(got, []string{"linux-image-cloud-amd64", "systemd", BootLoaderPackage}) {
 		t.Errorf("Requested = %v", got)
+	}
+	// The base's distribution, its keyring made absolute against the base.
+	d := v.Distribution
+	if d.Name != "debian-13" || len(d.Sources) != 2 || d.Sources[0].Suites[0] != "trixie" ||
+		d.Keyring != filepath.Join(sourceRoot(t), "variants", "shared", "keys", "debian-archive-keyring.gpg") {
+		t.Errorf("distribution from the base: %+v", d)
+	}
+	if !strings.Contains(string(v.Raw), "[distribution]") || !strings.HasSuffix(string(v.Raw), minimalVariant) {
+		t.Error("Raw does not hold the base and the variant (the image digest covers both)")
+	}
+}
+
+// A variant's keys override its base's, key by key.
+func TestVariantOverridesBase(t *testing.T) {
+	text := minimalVariant + `
+[distribution]
+keyring = "my-keys.gpg"
+`
+	_, err := ParseVariant([]byte(text), testVariantFile(t))
+	want := filepath.Join(sourceRoot(t), "variants", "custom-dev", "my-keys.gpg") + ": not a readable file"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want the variant's keyring, relative to the variant (%s)", err, want)
+	}
+	text = strings.Replace(minimalVariant, "[kernel]", `[[distribution.sources]]
+uri = "https://mirror.example.com/debian"
+suites = ["trixie"]
+components = ["main", "contrib"]
+[kernel]`, 1)
+	v, err := ParseVariant([]byte(text), testVariantFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Distribution.Sources) != 1 || v.Distribution.Sources[0].URI != "https://mirror.example.com/debian" ||
+		v.Distribution.Name != "debian-13" || !strings.HasSuffix(v.Distribution.Keyring, "debian-archive-keyring.gpg") {
+		t.Errorf("sources replace the base's, the rest stays: %+v", v.Distribution)
 	}
 }
 
@@ -60,6 +104,12 @@ func TestParseVariantErrors(t *testing.T) {
 		{"remove relative", "", "[root]\nremove = [\"usr/bin/x\"]", "must be an absolute path pattern"},
 		{"symlink relative", "", "[root.symlinks]\n\"usr/bin/x\" = \"y\"", "absolute, clean path"},
 		{"group gid", "", "[[groups]]\nname = \"g\"\ngid = 0", "gid 1-65533"},
+		{"no base", `base = "../shared/base.toml"`, `base = "../shared/nope.toml"`, "base: open"},
+		{"no distribution", `base = "../shared/base.toml"`, ``, "distribution: sources: name the archive"},
+		{"source uri", "[kernel]", "[[distribution.sources]]\nuri = \"ftp://x\"\nsuites = [\"a\"]\ncomponents = [\"main\"]\n[kernel]", `sources[0].uri "ftp://x"`},
+		{"source suites", "[kernel]", "[[distribution.sources]]\nuri = \"http://x\"\ncomponents = [\"main\"]\n[kernel]", "sources[0]: name its suites and components"},
+		{"source suite name", "[kernel]", "[[distribution.sources]]\nuri = \"http://x\"\nsuites = [\"a b\"]\ncomponents = [\"main\"]\n[kernel]", `"a b" is not a suite`},
+		{"distribution key", "[kernel]", "[distribution]\nmirror = \"x\"\n[kernel]", "unknown keys: distribution.mirror"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,7 +120,7 @@ func TestParseVariantErrors(t *testing.T) {
 				}
 				text = strings.Replace(minimalVariant, tc.from, tc.to, 1)
 			}
-			_, err := ParseVariant([]byte(text), "v.toml")
+			_, err := ParseVariant([]byte(text), testVariantFile(t))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}

@@ -46,7 +46,8 @@ install_go() {
 
 ensure_deps() {
   apt_install make git curl unzip ca-certificates genisoimage xorriso gdisk fdisk \
-    qemu-system-x86 qemu-utils erofs-utils cryptsetup-bin e2fsprogs ovmf dosfstools mtools kmod
+    qemu-system-x86 qemu-utils erofs-utils cryptsetup-bin e2fsprogs ovmf dosfstools mtools kmod \
+    gpg gpgconf gpg-agent
   export PATH="$PATH:$GO_ROOT/bin:$HOME/go/bin"
   go_ok || install_go
   go_ok || { echo "deps: Go >= 1.26 is not available" >&2; return 1; }

@@ -179,6 +179,8 @@ var tools = map[string]struct {
 	"mmd":                {"mtools", depsApt},
 	"mcopy":              {"mtools", depsApt},
 	"minfo":              {"mtools", depsApt},
+	"gpg":                {"gpg", depsApt},
+	"gpgconf":            {"gpgconf", depsApt},
 	"apt-get":            {"apt", debBase},
 	"apt-cache":          {"apt", debBase},
 	"dpkg-deb":           {"dpkg", debBase},
