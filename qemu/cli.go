@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-os/gantry/apiclient"
 	"github.com/gantry-os/gantry/internal/cli"
 )
 
@@ -104,12 +106,7 @@ make run does. --no-update-repo turns this off.`,
 			if !noUserData {
 				o.UserData = userData
 			}
-			if !noRepo {
-				o.UpdateRepo = repoDir
-				if o.UpdateRepo == "" {
-					o.UpdateRepo = filepath.Join(o.RunDir, RunRepoDir)
-				}
-			}
+			o.UpdateRepo = updateRepoDir(o, repoDir, noRepo)
 			if echo {
 				o.Console = cmd.OutOrStdout()
 			}
@@ -129,7 +126,7 @@ make run does. --no-update-repo turns this off.`,
 	f.StringVar(&runDirFlag, "run-dir", "", "the node's disk, sockets and logs (default: run/<build dir name>)")
 	f.StringVar(&userData, "user-data", DefaultUserData, "user-data TOML passed through fw_cfg (first boot)")
 	f.BoolVar(&noUserData, "no-user-data", false, "pass no user data")
-	f.StringVar(&repoDir, "update-repo", "", "local update repository to publish the build's release to and serve the node (default: <run dir>/repo)")
+	f.StringVar(&repoDir, "update-repo", "", "local update repository to publish the build's release to and serve the node (default: <run dir>/repo, when booting a build directory)")
 	f.BoolVar(&noRepo, "no-update-repo", false, "serve no update repository")
 	f.IntVar(&o.UpdateRepoPort, "update-repo-port", 0, "port of the update repository on 127.0.0.1 (default: the one this run directory used before, else a free one)")
 	f.BoolVar(&o.Fresh, "fresh", false, "discard the disk of a previous run: boot for the first time")
@@ -147,6 +144,23 @@ make run does. --no-update-repo turns this off.`,
 	f.StringVar(&o.QEMU, "qemu", DefaultQEMU, "QEMU system emulator")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	return cmd
+}
+
+// updateRepoDir is the update repository gantry run serves: --update-repo
+// (flag), else <run dir>/repo when the image comes from a build directory,
+// whose release the repository publishes; none with --no-update-repo (off).
+// An explicit --update-repo without a build directory is left for Start
+// to refuse.
+func updateRepoDir(o Options, flag string, off bool) string {
+	switch {
+	case off:
+		return ""
+	case flag != "":
+		return flag
+	case o.BuildDir != "" && o.Image == "":
+		return filepath.Join(o.RunDir, RunRepoDir)
+	}
+	return ""
 }
 
 // runNode is `gantry run` once the flags are read.
@@ -212,12 +226,30 @@ func runNode(ctx context.Context, o Options, bootTimeout time.Duration, out io.W
 		return errors.Join(err, serr)
 	}
 
+	// The hints read settings and check for updates: wait for the boot to
+	// commit the node's configuration first (a few seconds after the API
+	// answers), but not for ever, since refused user data never commits.
+	fmt.Fprintln(out, "The API answers; waiting for the node to commit its settings...")
+	sctx, scancel := context.WithTimeout(ctx, settingsTimeout)
+	serr := n.WaitForSettings(sctx)
+	scancel()
+	if ctx.Err() != nil {
+		return stop()
+	}
+	notice := ""
+	if serr != nil {
+		notice = fmt.Sprintf("\nThe node has committed no settings yet (%v);\nsee %s for its boot steps.\n", serr, rel(n.ConsolePath()))
+	}
+
 	api := "bin/apiclient --socket-path " + rel(n.SocketPath())
-	check := ""
+	check, noRoot := "", false
 	if n.UpdateRepo() != nil {
 		check = `   # "update_state": "Idle", "chosen_update": null: nothing newer to take`
+		if noRoot = updatesOff(ctx, n); noRoot {
+			check = "   # 503 with this image: see below"
+		}
 	}
-	fmt.Fprintf(out, `
+	fmt.Fprintf(out, `%s
 Gantry node up (%s); its settings API is on %s.
 In another terminal:
 
@@ -228,7 +260,7 @@ In another terminal:
 %s
 Console log: %s
 Ctrl-C powers the node off; its disk stays in %s for the next run.
-`, n.Accel(), rel(n.SocketPath()), api, api, api, api, check, repoHints(n.UpdateRepo(), n.DiskReused()), rel(n.ConsolePath()), rel(n.RunDir()))
+`, notice, n.Accel(), rel(n.SocketPath()), api, api, api, api, check, repoHints(n.UpdateRepo(), n.DiskReused(), noRoot), rel(n.ConsolePath()), rel(n.RunDir()))
 
 	select {
 	case <-ctx.Done():
@@ -240,9 +272,23 @@ Ctrl-C powers the node off; its disk stays in %s for the next run.
 	}
 }
 
+// settingsTimeout bounds how long gantry run waits for the node's settings
+// once the API answers.
+const settingsTimeout = 60 * time.Second
+
+// updatesOff reports whether the node's update API is off (503), which it
+// is when the image has no trusted root.json.
+func updatesOff(ctx context.Context, n *Node) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	code, _, err := apiclient.New(n.SocketPath()).Do(ctx, http.MethodGet, "/updates/status", nil)
+	return err == nil && code == http.StatusServiceUnavailable
+}
+
 // repoHints is what gantry run prints about the node's update repository
-// (nil: none): where it is, and what keeps the node from using it.
-func repoHints(r *UpdateRepo, diskReused bool) string {
+// (nil: none): where it is, and what keeps the node from using it; noRoot
+// tells that the image trusts no repository at all (its update API is off).
+func repoHints(r *UpdateRepo, diskReused, noRoot bool) string {
 	if r == nil {
 		return ""
 	}
@@ -256,6 +302,8 @@ func repoHints(r *UpdateRepo, diskReused bool) string {
 	fmt.Fprintf(&b, "  Publish a newer build with: gantry repo add-release --repo %s --key %s ... (docs/running.md#updating-the-node)\n",
 		rel(r.Dir), rel(r.KeyPath))
 	switch {
+	case noRoot:
+		fmt.Fprintf(&b, "  The image trusts no update repository, so update check answers 503: build with --root-json %s (make run does).\n", rel(r.RootPath()))
 	case r.Created:
 		fmt.Fprintf(&b, "  The repository is new, so this image does not trust it: build with --root-json %s (make run does).\n", rel(r.RootPath()))
 	case r.UserData == UserDataRepoOwn:

@@ -3,6 +3,7 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -454,6 +455,52 @@ func (n *Node) WaitForAPI(ctx context.Context) error {
 		}
 	}
 }
+
+// WaitForSettings waits until the node's live settings are not empty: its
+// boot has committed the launch transaction (defaults, and at a first boot
+// the user data), so that reads of the settings, and updates, see the
+// node's configuration. Call it after WaitForAPI. It fails early when QEMU
+// exits. A node whose user data was refused never commits (see
+// console.log), so bound ctx.
+func (n *Node) WaitForSettings(ctx context.Context) error {
+	return waitForSettings(ctx, apiclient.New(n.socketPath), n.exited)
+}
+
+func waitForSettings(ctx context.Context, c *apiclient.Client, exited <-chan struct{}) error {
+	tick := time.NewTicker(settingsPollInterval)
+	defer tick.Stop()
+	var last error
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		code, body, err := c.Do(rctx, "GET", "/settings", nil)
+		cancel()
+		var live map[string]any
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// ctx's end cut the read short: keep the last answer's reason.
+		case err != nil:
+			last = err
+		case code != 200:
+			last = fmt.Errorf("GET /settings: status %d: %s", code, bytes.TrimSpace(body))
+		case json.Unmarshal(body, &live) != nil:
+			last = fmt.Errorf("GET /settings: not a JSON object: %.100s", body)
+		case len(live) > 0:
+			return nil
+		default:
+			last = errors.New("no settings committed yet")
+		}
+		select {
+		case <-tick.C:
+		case <-exited:
+			return errors.New("the VM exited before its settings were committed")
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the node's settings: %w (last: %v)", ctx.Err(), last)
+		}
+	}
+}
+
+// settingsPollInterval is how often WaitForSettings reads the settings.
+const settingsPollInterval = 250 * time.Millisecond
 
 // apiPollInterval is how often WaitForAPI starts a try, and maxAPITries how
 // many may be open at once. Short, since the boot benchmark measures

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-os/gantry/apiclient"
 	"github.com/gantry-os/gantry/datastore"
 	"github.com/gantry-os/gantry/tufrepo"
 )
@@ -171,6 +172,7 @@ func TestRepoHints(t *testing.T) {
 		name       string
 		repo       *UpdateRepo
 		diskReused bool
+		noRoot     bool
 		want, not  []string
 	}{
 		{name: "none", repo: nil, not: []string{"Update repository"}},
@@ -179,6 +181,7 @@ func TestRepoHints(t *testing.T) {
 				"gantry repo add-release --repo /r/repo --key /r/repo/keys/dev"},
 			not: []string{"does not trust", "own update repository", "port changed"}},
 		{name: "offered already", repo: &base, want: []string{"offered already"}},
+		{name: "an image without a root", repo: &base, noRoot: true, want: []string{"trusts no update repository, so update check answers 503: build with --root-json /r/repo/metadata/root.json"}},
 		{name: "new repository", repo: with(func(r *UpdateRepo) { r.Created = true }), want: []string{"does not trust it: build with --root-json /r/repo/metadata/root.json"}},
 		{name: "own repository", repo: with(func(r *UpdateRepo) { r.UserData = UserDataRepoOwn }), want: []string{"names its own update repository"}},
 		{name: "no user data", repo: with(func(r *UpdateRepo) { r.UserData = UserDataRepoNone }), want: []string{"no user data"}},
@@ -187,7 +190,7 @@ func TestRepoHints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := repoHints(tt.repo, tt.diskReused)
+			got := repoHints(tt.repo, tt.diskReused, tt.noRoot)
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("lacks %q:\n%s", w, got)
@@ -303,6 +306,92 @@ func TestResolveUpdateRepo(t *testing.T) {
 			}
 			if !filepath.IsAbs(o.UpdateRepo) {
 				t.Errorf("update repository %q is not absolute", o.UpdateRepo)
+			}
+		})
+	}
+}
+
+func TestUpdateRepoDir(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+		flag string
+		off  bool
+		want string
+	}{
+		{name: "default", o: Options{BuildDir: "build/metal-dev", RunDir: "run/metal-dev"}, want: "run/metal-dev/repo"},
+		{name: "the flag", o: Options{BuildDir: "build/metal-dev", RunDir: "run/metal-dev"}, flag: "/srv/repo", want: "/srv/repo"},
+		{name: "off", o: Options{BuildDir: "build/metal-dev", RunDir: "run/metal-dev"}, flag: "/srv/repo", off: true},
+		{name: "explicit files", o: Options{RunDir: "run/node", Image: "disk.img"}},
+		{name: "an image other than the build's", o: Options{BuildDir: "build/metal-dev", RunDir: "run/metal-dev", Image: "disk.img"}},
+		{name: "explicit files and the flag", o: Options{RunDir: "run/node", Image: "disk.img"}, flag: "repo", want: "repo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := updateRepoDir(tt.o, tt.flag, tt.off); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestWaitForSettings: it waits for a non-empty settings object, and stops
+// at the context's end or when the VM exits.
+func TestWaitForSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		bodies  []string // answers in turn; the last repeats
+		status  int
+		exited  bool
+		wantErr string
+	}{
+		{name: "committed at once", bodies: []string{`{"motd":"hi"}`}},
+		{name: "committed after a while", bodies: []string{`{}`, `{}`, `{"updates":{"seed":3}}`}},
+		{name: "never committed", bodies: []string{`{}`}, wantErr: "no settings committed yet"},
+		{name: "an error status", bodies: []string{`{"error":"x"}`}, status: 500, wantErr: "status 500"},
+		{name: "not an object", bodies: []string{`[1]`}, wantErr: "not a JSON object"},
+		{name: "the VM exited", bodies: []string{`{}`}, exited: true, wantErr: "exited"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := filepath.Join(shortDir(t), "api.sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/settings" {
+					http.NotFound(w, r)
+					return
+				}
+				b := tt.bodies[min(calls, len(tt.bodies)-1)]
+				calls++
+				if tt.status != 0 {
+					w.WriteHeader(tt.status)
+				}
+				w.Write([]byte(b))
+			})}
+			go srv.Serve(ln)
+			defer srv.Close()
+			exited := make(chan struct{})
+			if tt.exited {
+				close(exited)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			err = waitForSettings(ctx, apiclient.New(sock), exited)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if calls != len(tt.bodies) {
+				t.Errorf("%d reads, want %d", calls, len(tt.bodies))
 			}
 		})
 	}
