@@ -209,12 +209,18 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 	}
 
 	up("0.1.0", disklayout.SetA)
-	// early-boot-config may still be sending the user data.
-	for !strings.Contains(api("-u", "/settings?keys=settings.updates.metadata-base-url"), "10.0.2.2") {
-		if ctx.Err() != nil {
-			t.Fatalf("user data never arrived\nconsole:\n%s", tail(n.Console(), 40))
-		}
-		time.Sleep(time.Second)
+	// As gantry run does before its hints: wait for the first boot to
+	// commit the settings, user data included.
+	if err := n.WaitForSettings(ctx); err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, tail(n.Console(), 40))
+	}
+	var settings struct {
+		Updates map[string]any `json:"updates"`
+	}
+	json.Unmarshal([]byte(api("-u", "/settings?keys=settings.updates")), &settings)
+	if r := n.UpdateRepo(); settings.Updates[MetadataURLKey] != r.Guest.Metadata || settings.Updates[TargetsURLKey] != r.Guest.Targets ||
+		settings.Updates["ignore-waves"] != true {
+		t.Fatalf("settings.updates: %v, want the repository's %+v and the user data's ignore-waves", settings.Updates, r.Guest)
 	}
 
 	// The repository holds the running release only: no update.
