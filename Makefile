@@ -4,7 +4,7 @@ BIN := bin
 CMDS := $(notdir $(wildcard cmd/*))
 SOAK_TRIALS ?= 1000
 
-.PHONY: help build image test vet fmt-check soak bench docs run run-local clean
+.PHONY: help build image test vet fmt-check soak bench docs run run-image run-local clean
 
 help:
 	@echo "make build   - build every command into $(BIN)/"
@@ -13,7 +13,7 @@ help:
 	@echo "make bench   - API benchmark against an empty handler on the same socket"
 	@echo "make docs    - regenerate docs/settings.md from the model"
 	@echo "make image   - build the metal-dev image into build/metal-dev"
-	@echo "make run     - build metal-dev and boot it under QEMU (API on run/metal-dev/api.sock)"
+	@echo "make run     - build metal-dev and boot it under QEMU (API on run/metal-dev/api.sock, update repository run/metal-dev/repo)"
 	@echo "make run-local - start an unprivileged local node without a VM (API on run/api.sock)"
 
 build:
@@ -41,8 +41,17 @@ bench:
 docs:
 	$(GO) test ./model -run TestSettingsReferenceUpToDate -update
 
-run: build image
-	$(BIN)/gantry run
+# The node's update repository (a development one, made once and kept in run/)
+# comes first, so that the image trusts it; gantry run then publishes the image
+# to it and serves it to the node.
+RUN_REPO := run/metal-dev/repo
+
+run-image: build
+	$(BIN)/gantry repo init --dev --repo $(RUN_REPO)
+	$(BIN)/gantry build -q --root-json $(RUN_REPO)/metadata/root.json
+
+run: run-image
+	$(BIN)/gantry run --update-repo $(RUN_REPO)
 
 run-local: build
 	scripts/run-local.sh
