@@ -24,6 +24,13 @@
 // <run dir>/api.sock` works as it does on a node. The serial console goes
 // to <run dir>/console.log.
 //
+// With Options.UpdateRepo, the node gets a local TUF update repository
+// (tufrepo's development repository, one key made once): Start publishes
+// the build's release into it when it is not there yet, serves it on the
+// host's 127.0.0.1 (the guest's 10.0.2.2) until the node ends, and adds its
+// URLs to the user data unless the user data names a repository. An image
+// built with that repository's root.json then updates from it.
+//
 // The VM runs on one vCPU, with KVM when /dev/kvm can be opened read-write
 // and with TCG otherwise. Stop asks the guest to power off over QMP
 // (system_powerdown), and quits QEMU when the guest does not go in time.
