@@ -44,6 +44,7 @@ file or block device instead.`,
 	f.StringVar(&o.Disk, "disk", "", "OS disk image or block device (default: the disk holding the running root)")
 	f.StringVar(&o.DataDisk, "data-disk", "", "the disk holding GANTRY-DATA when the OS disk does not (split plan)")
 	f.StringVar(&o.Mkfs, "mkfs", DefaultMkfs, "mkfs.ext4 program")
+	f.BoolVar(&o.Mount, "mount", false, "then mount DATA on /local, its var, opt and mnt on /var, /opt and /mnt, and PRIVATE on /var/lib/gantry (on a node)")
 	f.StringVar(&o.LinkDir, "link-dir", DefaultLinkDir, "folder of the links to the prepared partition devices, named by GPT name (empty: none)")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	return cmd

@@ -33,8 +33,13 @@ type Options struct {
 	// systemd (which has no udev here to announce .device units) waits for
 	// no device, and a partition is mountable only once it is prepared.
 	LinkDir string
+	// Mount makes NodeMounts(LinkDir) once both partitions are ready (on a
+	// node); a mount it cannot make is left to its mount unit.
+	Mount bool
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// mounter makes the mounts (tests replace it).
+	mounter mounter
 }
 
 func (o Options) withDefaults() Options {
@@ -52,6 +57,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.mounter == nil {
+		o.mounter = sysMounter{}
 	}
 	return o
 }
@@ -80,6 +88,13 @@ func Prepare(ctx context.Context, o Options) ([]Result, error) {
 		o.Logger.Info("partition ready", "partition", r.Name, "device", r.Device, "action", string(r.Action),
 			"found", r.Before.String(), "size", r.Size, "grown_from", r.GrownFrom)
 		out = append(out, r)
+	}
+	if o.Mount && o.LinkDir != "" {
+		made, err := mountAll(ctx, o.mounter, NodeMounts(o.LinkDir))
+		if err != nil {
+			o.Logger.Warn("left to the mount units", "error", err.Error())
+		}
+		o.Logger.Info("mounted", "targets", strings.Join(made, " "))
 	}
 	return out, nil
 }

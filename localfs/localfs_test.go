@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -477,12 +478,16 @@ func TestNodeDiscovery(t *testing.T) {
 		}
 	}
 	links := filepath.Join(t.TempDir(), "run", "partitions")
-	res, err := Prepare(context.Background(), Options{Sys: sys, Dev: dev, Root: root, LinkDir: links})
+	fm := &fakeMounter{}
+	res, err := Prepare(context.Background(), Options{Sys: sys, Dev: dev, Root: root, LinkDir: links, Mount: true, mounter: fm})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res[0].Device != filepath.Join(dev, "vda") || res[1].Device != filepath.Join(dev, "vdb") {
 		t.Errorf("devices %s and %s", res[0].Device, res[1].Device)
+	}
+	if want := []string{"/local", "/var", "/opt", "/mnt", "/var/lib/gantry"}; !slices.Equal(fm.calls, want) {
+		t.Errorf("--mount mounted %v, want %v", fm.calls, want)
 	}
 	// The mount units mount from the links, made once each is prepared.
 	for name, want := range map[string]string{disklayout.NamePrivate: res[0].Device, disklayout.NameData: res[1].Device} {

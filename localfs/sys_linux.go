@@ -5,6 +5,7 @@ package localfs
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"unsafe"
 
@@ -37,4 +38,25 @@ func resizePartition(f *os.File, p disklayout.Partition) error {
 		return fmt.Errorf("BLKPG_RESIZE_PARTITION: %w", errno)
 	}
 	return nil
+}
+
+// sysMounter mounts with mount(2).
+type sysMounter struct{}
+
+func (sysMounter) mounted() (map[string]bool, error) { return readMountinfo() }
+
+func (sysMounter) mount(m Mount) error {
+	if m.Mkdir {
+		if err := os.MkdirAll(m.Target, 0o755); err != nil {
+			return err
+		}
+	}
+	if m.Bind {
+		return unix.Mount(m.Source, m.Target, "", unix.MS_BIND, "")
+	}
+	dev, err := filepath.EvalSymlinks(m.Source)
+	if err != nil {
+		return err
+	}
+	return unix.Mount(dev, m.Target, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, "")
 }
