@@ -4,7 +4,9 @@
 // prepare-local-fs.service runs Main before the mount units, and Main makes an
 // ext4 filesystem on each partition that does not hold a complete one yet.
 // On a first boot it also grows DATA to the end of a disk larger than the
-// image, when DATA is the disk's last partition.
+// image, when DATA is the disk's last partition. It links each prepared
+// partition at /run/gantry/partitions/<GPT name> (the mount units' sources)
+// and, with Options.Mount, makes the node's writable mounts (NodeMounts).
 //
 // Crash safety rests on the filesystem label. mkfs.ext4 writes the filesystem
 // with the label GANTRY-PENDING; only after it has finished and the device is
