@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -257,8 +258,9 @@ func ParseVariant(raw []byte, file string) (*Variant, error) {
 	return v, nil
 }
 
-// decodeVariantFile decodes one file over v: its keys replace v's. A keyring
-// it names is made absolute against its folder.
+// decodeVariantFile decodes one file over v: its keys replace v's, but a
+// list of strings extends the one before it (extendList). A keyring it
+// names is made absolute against its folder.
 func decodeVariantFile(v *Variant, raw []byte, file string) error {
 	keyring := v.Distribution.Keyring
 	v.Distribution.Keyring = ""
@@ -278,9 +280,15 @@ func decodeVariantFile(v *Variant, raw []byte, file string) error {
 	if keys["users"] != nil {
 		v.Users = nil
 	}
+	base := stringLists(reflect.ValueOf(v).Elem(), nil)
 	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(v)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
+	}
+	for _, l := range stringLists(reflect.ValueOf(v).Elem(), nil) {
+		if md.IsDefined(l.key...) {
+			l.field.Set(reflect.ValueOf(extendList(base[strings.Join(l.key, ".")].list, l.list)))
+		}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -418,6 +426,55 @@ func (v *Variant) validate() error {
 		return fmt.Errorf("invalid variant:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return nil
+}
+
+// stringList is one []string field of the variant, by its TOML key.
+type stringList struct {
+	key   []string
+	field reflect.Value
+	list  []string
+}
+
+// stringLists finds the []string fields of the struct rv (and of the
+// structs in it), keyed by their dotted TOML key. It does not look into
+// slices of tables: those are replaced whole.
+func stringLists(rv reflect.Value, prefix []string) map[string]stringList {
+	out := map[string]stringList{}
+	t := rv.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := append(slices.Clone(prefix), name)
+		f := rv.Field(i)
+		switch {
+		case f.Kind() == reflect.Struct:
+			for k, l := range stringLists(f, key) {
+				out[k] = l
+			}
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+			out[strings.Join(key, ".")] = stringList{key: key, field: f, list: slices.Clone(f.Interface().([]string))}
+		}
+	}
+	return out
+}
+
+// extendList is a base's list extended by a variant's: the variant's
+// entries are added after the base's (once each), and an entry "!x" removes
+// x instead.
+func extendList(base, add []string) []string {
+	out := slices.Clone(base)
+	for _, e := range add {
+		if drop, ok := strings.CutPrefix(e, "!"); ok {
+			out = slices.DeleteFunc(out, func(x string) bool { return x == drop })
+			continue
+		}
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 var (

@@ -9,11 +9,16 @@ import (
 	"github.com/gantry-os/gantry/model"
 )
 
-// minimalVariant takes its distribution from the repository's base; parse
-// it as testVariantFile.
+// minimalVariant has no base: its distribution names the repository's
+// keyring relative to testVariantFile, where it is parsed.
 const minimalVariant = `
 name = "custom-dev"
-base = "../shared/base.toml"
+[distribution]
+keyring = "../shared/keys/debian-archive-keyring.gpg"
+[[distribution.sources]]
+uri = "http://deb.debian.org/debian"
+suites = ["trixie"]
+components = ["main"]
 [kernel]
 package = "linux-image-cloud-amd64"
 [packages]
@@ -43,34 +48,63 @@ func TestParseVariantDefaults(t *testing.T) {
 	if got := v.Requested(); !slices.Equal(got, []string{"linux-image-cloud-amd64", "systemd", BootLoaderPackage}) {
 		t.Errorf("Requested = %v", got)
 	}
-	// The base's distribution, its keyring made absolute against the base.
-	d := v.Distribution
-	if d.Name != "debian-13" || len(d.Sources) != 2 || d.Sources[0].Suites[0] != "trixie" ||
-		d.Keyring != filepath.Join(sourceRoot(t), "variants", "shared", "keys", "debian-archive-keyring.gpg") {
-		t.Errorf("distribution from the base: %+v", d)
-	}
-	if !strings.Contains(string(v.Raw), "[distribution]") || !strings.HasSuffix(string(v.Raw), minimalVariant) {
-		t.Error("Raw does not hold the base and the variant (the image digest covers both)")
+	if d := v.Distribution; d.Keyring != filepath.Join(sourceRoot(t), "variants", "shared", "keys", "debian-archive-keyring.gpg") {
+		t.Errorf("keyring %s: not made absolute against the variant file", d.Keyring)
 	}
 }
 
-// A variant's keys override its base's, key by key.
+// baseVariant is a variant on the repository's base.
+const baseVariant = `
+name = "custom-dev"
+base = "../shared/base.toml"
+[gantry]
+commands = ["api-bridge", "!updog"]
+[packages]
+include = ["socat", "systemd"]
+`
+
+// A variant's keys override its base's, key by key; its lists of strings
+// extend the base's, and "!x" takes x out.
 func TestVariantOverridesBase(t *testing.T) {
-	text := minimalVariant + `
+	v, err := ParseVariant([]byte(baseVariant), testVariantFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := v.Distribution
+	if d.Name != "debian-13" || len(d.Sources) != 2 || d.Sources[0].Suites[0] != "trixie" ||
+		d.Keyring != filepath.Join(sourceRoot(t), "variants", "shared", "keys", "debian-archive-keyring.gpg") {
+		t.Errorf("distribution from the base, its keyring absolute against the base: %+v", d)
+	}
+	if !strings.Contains(string(v.Raw), "[distribution]") || !strings.HasSuffix(string(v.Raw), baseVariant) {
+		t.Error("Raw does not hold the base and the variant (the image digest covers both)")
+	}
+	c := v.Gantry.Commands
+	if !slices.Contains(c, "apiserver") || !slices.Contains(c, "api-bridge") || slices.Contains(c, "updog") || c[len(c)-1] != "api-bridge" {
+		t.Errorf("commands %v: want the base's, without updog, then api-bridge", c)
+	}
+	if inc := v.Packages.Include; !slices.Contains(inc, "containerd") || countOf(inc, "systemd") != 1 || inc[len(inc)-1] != "socat" {
+		t.Errorf("include %v: want the base's, then socat once, systemd once", inc)
+	}
+	if v.Kernel.Package != "linux-image-cloud-amd64" || len(v.Systemd.Mask) < 10 || v.Image.OSImageSizeGiB != 2 {
+		t.Errorf("the base's keys and the defaults: %+v %+v", v.Kernel, v.Image)
+	}
+
+	text := baseVariant + `
 [distribution]
 keyring = "my-keys.gpg"
 `
-	_, err := ParseVariant([]byte(text), testVariantFile(t))
+	_, err = ParseVariant([]byte(text), testVariantFile(t))
 	want := filepath.Join(sourceRoot(t), "variants", "custom-dev", "my-keys.gpg") + ": not a readable file"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want the variant's keyring, relative to the variant (%s)", err, want)
 	}
-	text = strings.Replace(minimalVariant, "[kernel]", `[[distribution.sources]]
+	text = baseVariant + `
+[[distribution.sources]]
 uri = "https://mirror.example.com/debian"
 suites = ["trixie"]
 components = ["main", "contrib"]
-[kernel]`, 1)
-	v, err := ParseVariant([]byte(text), testVariantFile(t))
+`
+	v, err = ParseVariant([]byte(text), testVariantFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,12 +138,13 @@ func TestParseVariantErrors(t *testing.T) {
 		{"remove relative", "", "[root]\nremove = [\"usr/bin/x\"]", "must be an absolute path pattern"},
 		{"symlink relative", "", "[root.symlinks]\n\"usr/bin/x\" = \"y\"", "absolute, clean path"},
 		{"group gid", "", "[[groups]]\nname = \"g\"\ngid = 0", "gid 1-65533"},
-		{"no base", `base = "../shared/base.toml"`, `base = "../shared/nope.toml"`, "base: open"},
-		{"no distribution", `base = "../shared/base.toml"`, ``, "distribution: sources: name the archive"},
-		{"source uri", "[kernel]", "[[distribution.sources]]\nuri = \"ftp://x\"\nsuites = [\"a\"]\ncomponents = [\"main\"]\n[kernel]", `sources[0].uri "ftp://x"`},
-		{"source suites", "[kernel]", "[[distribution.sources]]\nuri = \"http://x\"\ncomponents = [\"main\"]\n[kernel]", "sources[0]: name its suites and components"},
-		{"source suite name", "[kernel]", "[[distribution.sources]]\nuri = \"http://x\"\nsuites = [\"a b\"]\ncomponents = [\"main\"]\n[kernel]", `"a b" is not a suite`},
-		{"distribution key", "[kernel]", "[distribution]\nmirror = \"x\"\n[kernel]", "unknown keys: distribution.mirror"},
+		{"no base", `name = "custom-dev"`, "name = \"custom-dev\"\nbase = \"../shared/nope.toml\"", "base: open"},
+		{"no sources", `uri = "http://deb.debian.org/debian"`, ``, `sources[0].uri ""`},
+		{"source uri", `uri = "http://deb.debian.org/debian"`, `uri = "ftp://x"`, `sources[0].uri "ftp://x"`},
+		{"source suites", `suites = ["trixie"]`, ``, "sources[0]: name its suites and components"},
+		{"source suite name", `suites = ["trixie"]`, `suites = ["a b"]`, `"a b" is not a suite`},
+		{"no keyring", `keyring = "../shared/keys/debian-archive-keyring.gpg"`, ``, "keyring: name the keyring"},
+		{"distribution key", `[distribution]`, "[distribution]\nmirror = \"x\"", "unknown keys: distribution.mirror"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,4 +189,14 @@ func TestBuiltinGroupsMustMatch(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "model.BuiltinVariants") {
 		t.Fatalf("error %v, want a mismatch with model.BuiltinVariants", err)
 	}
+}
+
+func countOf(list []string, x string) int {
+	n := 0
+	for _, e := range list {
+		if e == x {
+			n++
+		}
+	}
+	return n
 }
