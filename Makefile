@@ -33,13 +33,13 @@ test: vet fmt-check image
 	$(GO) test -count=1 -timeout 40m ./...
 
 soak:
-	$(GO) test -count=1 -run TestCrashConsistency -v -timeout 60m ./apiserver -crash.trials=$(SOAK_TRIALS)
+	$(GO) test -count=1 -run TestCrashConsistency -v -timeout 60m ./internal/settings/apiserver -crash.trials=$(SOAK_TRIALS)
 
 bench:
 	$(GO) run ./cmd/gantry-bench
 
 docs:
-	$(GO) test ./model -run TestSettingsReferenceUpToDate -update
+	$(GO) test ./pkg/model -run TestSettingsReferenceUpToDate -update
 
 # The node's update repository (a development one, made once and kept in run/)
 # comes first, so that the image trusts it; gantry run then publishes the image

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gantry-os/gantry/datastore"
-	"github.com/gantry-os/gantry/disklayout"
-	"github.com/gantry-os/gantry/manifest"
-	"github.com/gantry-os/gantry/signpost"
-	"github.com/gantry-os/gantry/tufrepo"
+	"github.com/gantry-os/gantry/internal/boot/disklayout"
+	"github.com/gantry-os/gantry/internal/update/manifest"
+	"github.com/gantry-os/gantry/internal/update/signpost"
+	"github.com/gantry-os/gantry/internal/update/tufrepo"
+	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // TestUpdateFlowThroughTheAPI runs Bottlerocket's documented flow verbatim

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gantry-os/gantry/model"
+	"github.com/gantry-os/gantry/pkg/model"
 )
 
 // TestCustomVariantModel runs the node's programs as an out-of-tree variant

@@ -21,7 +21,7 @@ cat > "$RUN/os-release" <<REL
 NAME=Gantry
 PRETTY_NAME="Gantry (local $VARIANT)"
 VARIANT_ID=$VARIANT
-VERSION_ID=$(sed -n 's/^const Version = "\(.*\)"/\1/p' version/version.go)
+VERSION_ID=$(sed -n 's/^const Version = "\(.*\)"/\1/p' pkg/version/version.go)
 BUILD_ID=local
 REL
 export PATH="$PWD/bin:$PATH"

@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/apibridge"
+	"github.com/gantry-os/gantry/internal/devtools/apibridge"
 )
 
 func main() { os.Exit(apibridge.Main(context.Background(), os.Args[1:])) }

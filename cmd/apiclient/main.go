@@ -5,7 +5,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/apiclient"
+	"github.com/gantry-os/gantry/internal/node/apiclient"
 )
 
 func main() { os.Exit(apiclient.Main(context.Background(), os.Args[1:], apiclient.StdIO())) }

@@ -5,7 +5,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/apiserver"
+	"github.com/gantry-os/gantry/internal/settings/apiserver"
 )
 
 func main() { os.Exit(apiserver.Main(context.Background(), os.Args[1:])) }

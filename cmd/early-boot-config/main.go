@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/earlyboot"
+	"github.com/gantry-os/gantry/internal/settings/earlyboot"
 )
 
 func main() { os.Exit(earlyboot.Main(context.Background(), os.Args[1:])) }

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gantry-os/gantry/bench"
-	"github.com/gantry-os/gantry/updog"
+	"github.com/gantry-os/gantry/internal/devtools/bench"
+	"github.com/gantry-os/gantry/internal/update/updog"
 )
 
 func main() {

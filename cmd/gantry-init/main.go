@@ -9,7 +9,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/initrd/bootinit"
+	"github.com/gantry-os/gantry/internal/boot/initrd/bootinit"
 )
 
 func main() {

@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/gantry-os/gantry/multicall"
+	"github.com/gantry-os/gantry/internal/boot/multicall"
 )
 
 // The table dispatches: plain names, none the binary's own, each with an

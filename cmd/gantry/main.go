@@ -8,10 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gantry-os/gantry/imagebuild"
 	"github.com/gantry-os/gantry/internal/cli"
-	"github.com/gantry-os/gantry/qemu"
-	"github.com/gantry-os/gantry/tufrepo"
+	"github.com/gantry-os/gantry/internal/devtools/qemu"
+	"github.com/gantry-os/gantry/internal/imagebuild"
+	"github.com/gantry-os/gantry/internal/update/tufrepo"
 )
 
 func main() {

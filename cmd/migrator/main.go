@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/migrator"
+	"github.com/gantry-os/gantry/internal/settings/migrator"
 )
 
 func main() { os.Exit(migrator.Main(context.Background(), os.Args[1:])) }

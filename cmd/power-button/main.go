@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/powerbutton"
+	"github.com/gantry-os/gantry/internal/boot/powerbutton"
 )
 
 func main() { os.Exit(powerbutton.Main(context.Background(), os.Args[1:])) }

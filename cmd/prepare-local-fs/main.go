@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/localfs"
+	"github.com/gantry-os/gantry/internal/boot/localfs"
 )
 
 func main() { os.Exit(localfs.Main(context.Background(), os.Args[1:])) }

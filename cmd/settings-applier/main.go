@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/applier"
+	"github.com/gantry-os/gantry/internal/settings/applier"
 )
 
 func main() { os.Exit(applier.Main(context.Background(), os.Args[1:])) }

@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/committer"
+	"github.com/gantry-os/gantry/internal/settings/committer"
 )
 
 func main() { os.Exit(committer.Main(context.Background(), os.Args[1:])) }

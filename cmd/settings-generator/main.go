@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/generator"
+	"github.com/gantry-os/gantry/internal/settings/generator"
 )
 
 func main() { os.Exit(generator.Main(context.Background(), os.Args[1:])) }

@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/signpost"
+	"github.com/gantry-os/gantry/internal/update/signpost"
 )
 
 func main() { os.Exit(signpost.Main(context.Background(), os.Args[1:])) }

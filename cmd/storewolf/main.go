@@ -5,7 +5,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/storewolf"
+	"github.com/gantry-os/gantry/internal/settings/storewolf"
 )
 
 func main() { os.Exit(storewolf.Main(context.Background(), os.Args[1:])) }

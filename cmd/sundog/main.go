@@ -5,7 +5,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/sundog"
+	"github.com/gantry-os/gantry/internal/settings/sundog"
 )
 
 func main() { os.Exit(sundog.Main(context.Background(), os.Args[1:])) }

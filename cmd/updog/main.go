@@ -5,7 +5,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/updog"
+	"github.com/gantry-os/gantry/internal/update/updog"
 )
 
 func main() { os.Exit(updog.Main(context.Background(), os.Args[1:], updog.OpenSignpost)) }

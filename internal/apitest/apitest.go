@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gantry-os/gantry/apiclient"
-	"github.com/gantry-os/gantry/apiserver"
-	"github.com/gantry-os/gantry/datastore"
-	"github.com/gantry-os/gantry/model"
-	"github.com/gantry-os/gantry/osrelease"
+	"github.com/gantry-os/gantry/internal/settings/apiserver"
+	"github.com/gantry-os/gantry/pkg/apiclient"
+	"github.com/gantry-os/gantry/pkg/datastore"
+	"github.com/gantry-os/gantry/pkg/model"
+	"github.com/gantry-os/gantry/pkg/osrelease"
 )
 
 // Node is a running API.

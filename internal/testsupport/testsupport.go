@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -207,4 +208,24 @@ func InstallStep(tool string) string {
 		return fmt.Sprintf("apt-get install -y %s (part of every Debian system)", e.pkg)
 	}
 	return fmt.Sprintf("apt-get install -y %s (scripts/deps.sh's ensure_deps installs it)", e.pkg)
+}
+
+// RepoRoot is the Gantry source tree the tests run in (the folder of go.mod),
+// found from this file's own path, so it does not depend on the package
+// folder's depth.
+func RepoRoot(t TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); !ok || err != nil {
+		t.Fatalf("the Gantry source tree is not above %s", file)
+	}
+	return root
+}
+
+// RepoPath is a file of the source tree, by its path from the tree's root
+// (examples/user-data.toml).
+func RepoPath(t TB, rel string) string {
+	t.Helper()
+	return filepath.Join(RepoRoot(t), filepath.FromSlash(rel))
 }

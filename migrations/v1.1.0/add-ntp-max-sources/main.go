@@ -10,7 +10,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/gantry-os/gantry/migration"
+	"github.com/gantry-os/gantry/pkg/migration"
 )
 
 func main() {
