@@ -178,7 +178,7 @@ func TestRealTB(t *testing.T) {
 // installs the package of every program in the table that is not part of
 // every Debian system, so that under CI no test fails for want of it.
 func TestDepsInstallsEveryPackage(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "scripts", "deps.sh"))
+	b, err := os.ReadFile(RepoPath(t, "scripts/deps.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,7 +152,10 @@ func TestPersistAcrossBoots(t *testing.T) {
 		if reused := n.DiskReused(); reused != (boot == 2) {
 			t.Errorf("boot %d: disk reused = %v", boot, reused)
 		}
-		con := n.Console()
+		// The boot steps reach the console through journald, which runs at a
+		// low CPU weight while the API chain starts: wait for prepare-local-fs's
+		// last line.
+		con := waitForConsole(t, n, 90*time.Second, "prepare-local-fs", "msg=mounted")
 		for _, part := range []string{disklayout.NamePrivate, disklayout.NameData} {
 			want := "action=formatted"
 			if boot == 2 {
@@ -218,5 +221,23 @@ func TestPersistAcrossBoots(t *testing.T) {
 			t.Logf("boot %d console:\n%s", boot, tail(n.Console(), 80))
 			return
 		}
+	}
+}
+
+// waitForConsole returns the node's console once a line holds every one of
+// words, or fails the test after timeout.
+func waitForConsole(t *testing.T, n *Node, timeout time.Duration, words ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		con := n.Console()
+		if len(consoleLines(con, words...)) > 0 {
+			return con
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no console line with %q after %s", words, timeout)
+			return con
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

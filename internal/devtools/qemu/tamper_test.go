@@ -22,7 +22,7 @@ func TestTamperedImageFailsLoudly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	bd := filepath.Join("..", DefaultBuildDir)
+	bd := testsupport.RepoPath(t, DefaultBuildDir)
 	img, err := FindImage(bd)
 	testsupport.Require(t, err == nil, fmt.Sprintf("no image to boot: %v", err), "`make image` (make test builds it before the tests), or GANTRY_BUILD_DIR")
 	testsupport.RequireTool(t, DefaultQEMU)

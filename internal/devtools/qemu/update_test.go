@@ -94,7 +94,7 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 		}
 		step("building " + v.String())
 		res, err := imagebuild.Build(ctx, imagebuild.Options{
-			VariantDir: filepath.Join("..", "variants", "metal-dev"), Source: "..", Out: out,
+			VariantDir: testsupport.RepoPath(t, "variants/metal-dev"), Source: testsupport.RepoRoot(t), Out: out,
 			Version: v.String(), RootJSON: repo.RootPath(),
 		})
 		if err != nil {

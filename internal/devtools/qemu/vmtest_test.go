@@ -3,7 +3,6 @@ package qemu
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gantry-os/gantry/internal/testsupport"
@@ -19,7 +18,7 @@ func vmImage(t *testing.T) (buildDir, image string) {
 	}
 	buildDir = os.Getenv("GANTRY_BUILD_DIR")
 	if buildDir == "" {
-		buildDir = filepath.Join("..", DefaultBuildDir)
+		buildDir = testsupport.RepoPath(t, DefaultBuildDir)
 	}
 	image, err := FindImage(buildDir)
 	testsupport.Require(t, err == nil, fmt.Sprintf("no image to boot: %v", err), "`make image` (make test builds it before the tests), or GANTRY_BUILD_DIR")

@@ -29,7 +29,7 @@ const crashKeys = 24
 func buildBinary(t testing.TB, dir, pkg string) string {
 	t.Helper()
 	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, "../"+pkg)
+	cmd := exec.Command("go", "build", "-o", out, "github.com/gantry-os/gantry/"+pkg)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}

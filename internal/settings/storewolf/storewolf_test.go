@@ -3,6 +3,7 @@ package storewolf
 import (
 	"context"
 	"encoding/json"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,9 +162,9 @@ func TestPopulateRejectsBadDefaultsWritingNothing(t *testing.T) {
 
 func TestVariantDefaultsAreValid(t *testing.T) {
 	for variant := range model.BuiltinVariants() {
-		dir := filepath.Join("..", "variants", variant, "defaults.d")
+		dir := testsupport.RepoPath(t, filepath.Join("variants", variant, "defaults.d"))
 		if _, err := os.Stat(dir); err != nil {
-			continue // variants without a tree yet
+			t.Fatalf("variant %s has no defaults.d: %v", variant, err)
 		}
 		t.Run(variant, func(t *testing.T) {
 			defaults, err := LoadDefaults(dir)
