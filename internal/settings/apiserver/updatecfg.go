@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 
 	"github.com/gantry-os/gantry/internal/update/updateapi"
 	"github.com/gantry-os/gantry/internal/update/updog"
@@ -46,29 +47,27 @@ func NewUpdates(ctx context.Context, store *datastore.Store, rel osrelease.Relea
 	return updateapi.New(ctx, o.StatusDir, api, updateapi.RunningImage(rel.VariantID, rel.Arch, running), log)
 }
 
-// settingsUpdates copies settings.updates from live data into cfg.
+// settingsUpdates reads settings.updates from live data into cfg, with the
+// reader updog uses (updog.RepoSettings).
 func settingsUpdates(ctx context.Context, store *datastore.Store, cfg *updog.Config) error {
-	pairs, err := store.GetPrefix(ctx, datastore.Live, "settings.updates.")
+	const prefix = "settings.updates."
+	pairs, err := store.GetPrefix(ctx, datastore.Live, prefix)
 	if err != nil {
 		return err
 	}
-	str := func(k string) string {
-		var s string
-		json.Unmarshal(pairs["settings.updates."+k], &s)
-		return s
+	obj := map[string]json.RawMessage{}
+	for k, v := range pairs {
+		obj[strings.TrimPrefix(k, prefix)] = v
 	}
-	cfg.MetadataBaseURL, cfg.TargetsBaseURL, cfg.VersionLock = str("metadata-base-url"), str("targets-base-url"), str("version-lock")
-	var seed uint32
-	if err := json.Unmarshal(pairs["settings.updates.seed"], &seed); err == nil {
-		cfg.Seed = seed
+	doc, err := json.Marshal(obj)
+	if err != nil {
+		return err
 	}
-	var ignore bool
-	json.Unmarshal(pairs["settings.updates.ignore-waves"], &ignore)
-	cfg.IgnoreWaves = ignore
-	if cfg.MetadataBaseURL == "" || cfg.TargetsBaseURL == "" {
-		return fmt.Errorf("settings.updates.metadata-base-url and targets-base-url must be set")
+	s, err := updog.ParseRepoSettings(doc)
+	if err != nil {
+		return err
 	}
-	return nil
+	return s.Apply(cfg)
 }
 
 // CommandReboot reboots by running a command. On a node it is

@@ -31,7 +31,7 @@ const (
 var errNoUpdate = errors.New("No update available")
 
 // SettingsConfig fills the repository settings from the API's
-// settings.updates; flags given explicitly win.
+// settings.updates (RepoSettings.Apply); flags given explicitly win.
 func SettingsConfig(ctx context.Context, socket string, cfg *Config) error {
 	body, err := apiclient.New(socket).Raw(ctx, http.MethodGet, "/?prefix=settings.updates", nil)
 	if err != nil {
@@ -39,33 +39,18 @@ func SettingsConfig(ctx context.Context, socket string, cfg *Config) error {
 	}
 	var doc struct {
 		Settings struct {
-			Updates struct {
-				MetadataBaseURL string  `json:"metadata-base-url"`
-				TargetsBaseURL  string  `json:"targets-base-url"`
-				Seed            *uint32 `json:"seed"`
-				VersionLock     string  `json:"version-lock"`
-				IgnoreWaves     *bool   `json:"ignore-waves"`
-			} `json:"updates"`
+			Updates json.RawMessage `json:"updates"`
 		} `json:"settings"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return fmt.Errorf("settings.updates: %w", err)
 	}
-	u := doc.Settings.Updates
-	if cfg.MetadataBaseURL == "" {
-		cfg.MetadataBaseURL = u.MetadataBaseURL
+	s, err := ParseRepoSettings(doc.Settings.Updates)
+	if err != nil {
+		return err
 	}
-	if cfg.TargetsBaseURL == "" {
-		cfg.TargetsBaseURL = u.TargetsBaseURL
-	}
-	if u.Seed != nil {
-		cfg.Seed = *u.Seed
-	}
-	if cfg.VersionLock == "" {
-		cfg.VersionLock = u.VersionLock
-	}
-	if u.IgnoreWaves != nil && *u.IgnoreWaves {
-		cfg.IgnoreWaves = true
+	if err := s.Apply(cfg); err != nil && !errors.Is(err, ErrNoRepository) {
+		return err
 	}
 	return nil
 }
@@ -95,8 +80,8 @@ func NewCommand(stdout, stderr io.Writer, openSets func(disk, active string) fun
 				return err
 			}
 		}
-		if cfg.MetadataBaseURL == "" || cfg.TargetsBaseURL == "" {
-			return fmt.Errorf("no repository: set settings.updates.metadata-base-url and targets-base-url (or --metadata-base-url/--targets-base-url)")
+		if err := cfg.RequireRepository(); err != nil {
+			return fmt.Errorf("%w (or --metadata-base-url/--targets-base-url)", err)
 		}
 		n.Config, n.Logger = cfg, log
 		n.OpenSets = openSets(disk, active)
