@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"github.com/gantry-os/gantry/pkg/version"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"github.com/gantry-os/gantry/internal/update/manifest"
 	"github.com/gantry-os/gantry/internal/update/signpost"
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // TestUpdateFlowThroughTheAPI runs Bottlerocket's documented flow verbatim
@@ -40,7 +40,7 @@ func TestUpdateFlowThroughTheAPI(t *testing.T) {
 		imgs[k] = filepath.Join(dir, k+".img")
 		os.WriteFile(imgs[k], b, 0o644)
 	}
-	v100, v110 := datastore.Version{Major: 1}, datastore.Version{Major: 1, Minor: 1}
+	v100, v110 := version.Semver{Major: 1}, version.Semver{Major: 1, Minor: 1}
 	if _, err := repo.AddRelease(ctx, tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: v110,
 		Boot: imgs["boot"], Root: imgs["root"], Hash: imgs["hash"],
 		Transitions: map[manifest.Transition][]string{{From: v100, To: v110}: {}}}); err != nil {

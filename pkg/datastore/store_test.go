@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -138,7 +139,7 @@ func TestOpenMissingAndLocked(t *testing.T) {
 
 func TestLinkChain(t *testing.T) {
 	base := t.TempDir()
-	v1, _ := ParseVersion("1.0.0")
+	v1, _ := version.Parse("1.0.0")
 	d1, err := NewVersionDir(base, v1)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ func TestLinkChain(t *testing.T) {
 			t.Errorf("%s -> %s (%v), want %s", link, tgt, err, target)
 		}
 	}
-	v2, _ := ParseVersion("v1.1.0")
+	v2, _ := version.Parse("v1.1.0")
 	d2, _ := NewVersionDir(base, v2)
 	if err := LinkVersion(base, v2, d2); err != nil {
 		t.Fatal(err)

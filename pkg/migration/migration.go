@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
 	"io"
 	"log/slog"
 	"maps"
@@ -338,7 +339,7 @@ func writeAll(ctx context.Context, dir string, out stored) (err error) {
 			return fmt.Errorf("pending transaction %s: %w", tx, err)
 		}
 	}
-	return datastore.SyncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 func toKeys(data map[string]json.RawMessage) (map[datastore.Key]json.RawMessage, error) {

@@ -1,5 +1,6 @@
 // Package version holds the version of this Gantry source tree, used where
-// no release file names one (development runs outside an image).
+// no release file names one (development runs outside an image), and the
+// version type every part of Gantry orders releases by (Semver).
 package version
 
 // Version is the version of this Gantry build. The image builder stamps the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"github.com/gantry-os/gantry/internal/boot/disklayout"
 	"github.com/gantry-os/gantry/internal/update/manifest"
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // UpdateOptions tune the update benchmark.
@@ -72,9 +72,9 @@ func RunUpdate(ctx context.Context, opts UpdateOptions) (UpdateResult, error) {
 	if err != nil {
 		return res, err
 	}
-	v := datastore.Version{Major: 1, Minor: 1}
+	v := version.Semver{Major: 1, Minor: 1}
 	if _, err := repo.AddRelease(ctx, tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: v, Boot: small, Root: img, Hash: small,
-		Transitions: map[manifest.Transition][]string{{From: datastore.Version{Major: 1}, To: v}: {}}}); err != nil {
+		Transitions: map[manifest.Transition][]string{{From: version.Semver{Major: 1}, To: v}: {}}}); err != nil {
 		return res, err
 	}
 	target := ""

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,6 @@ import (
 	"github.com/gantry-os/gantry/internal/update/manifest"
 	"github.com/gantry-os/gantry/internal/update/signpost"
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // TestUpdateAndRollbackInVM proves the image-based update end to end on a
@@ -85,8 +85,8 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 	}
 
 	// Both images trust the repository's root.json.
-	v010, v020, v030 := datastore.Version{Minor: 1}, datastore.Version{Minor: 2}, datastore.Version{Minor: 3}
-	build := func(v datastore.Version) string {
+	v010, v020, v030 := version.Semver{Minor: 1}, version.Semver{Minor: 2}, version.Semver{Minor: 3}
+	build := func(v version.Semver) string {
 		out := filepath.Join(work, "build-"+v.String())
 		if _, err := FindImage(out); err == nil {
 			step("reusing the build of " + v.String() + " in " + out)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"io/fs"
 	"net"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // GuestHostAddr is the host's loopback as the guest sees it through QEMU's
@@ -53,7 +53,7 @@ type UpdateRepo struct {
 	Host, Guest RepoURLs
 	// Release is the build's release: variant, arch and version.
 	Variant, Arch string
-	Version       datastore.Version
+	Version       version.Semver
 	// Published is set when Start published the release (the repository
 	// did not offer the build's images yet).
 	Published bool
@@ -99,7 +99,7 @@ func readBuildRelease(buildDir string) (tufrepo.Release, error) {
 	if bi.Variant == "" || bi.Arch == "" {
 		return tufrepo.Release{}, fmt.Errorf("the build's release: %s names no variant or arch", p)
 	}
-	v, err := datastore.ParseVersion(bi.Version)
+	v, err := version.Parse(bi.Version)
 	if err != nil {
 		return tufrepo.Release{}, fmt.Errorf("the build's release: %s: version: %w", p, err)
 	}

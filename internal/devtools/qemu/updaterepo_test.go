@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"github.com/gantry-os/gantry/pkg/version"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
 	"github.com/gantry-os/gantry/pkg/apiclient"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // fakeRelease makes dir an image build's output for release version: its
@@ -39,7 +39,7 @@ func TestReadBuildRelease(t *testing.T) {
 		wantErr       string
 	}{
 		{name: "release", summary: `{"variant": "metal-dev", "arch": "x86_64", "version": "1.2.3", "kernel": "x"}`,
-			want: tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: datastore.Version{Major: 1, Minor: 2, Patch: 3}}},
+			want: tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: version.Semver{Major: 1, Minor: 2, Patch: 3}}},
 		{name: "no build.json", wantErr: "no such file"},
 		{name: "not JSON", summary: "{", wantErr: "build.json"},
 		{name: "no variant", summary: `{"arch": "x86_64", "version": "1.2.3"}`, wantErr: "names no variant"},
@@ -164,7 +164,7 @@ func TestListenRepo(t *testing.T) {
 
 func TestRepoHints(t *testing.T) {
 	base := UpdateRepo{Dir: "/r/repo", KeyPath: "/r/repo/keys/dev", Port: 4321, Variant: "metal-dev", Arch: "x86_64",
-		Version: datastore.Version{Minor: 1}, UserData: UserDataRepoAdded,
+		Version: version.Semver{Minor: 1}, UserData: UserDataRepoAdded,
 		Host:  RepoURLs{Metadata: "http://127.0.0.1:4321/metadata/", Targets: "http://127.0.0.1:4321/targets/"},
 		Guest: RepoURLs{Metadata: "http://10.0.2.2:4321/metadata/", Targets: "http://10.0.2.2:4321/targets/"}}
 	with := func(f func(*UpdateRepo)) *UpdateRepo { r := base; f(&r); return &r }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -32,7 +33,7 @@ func NewUpdates(ctx context.Context, store *datastore.Store, rel osrelease.Relea
 		log.Info("no trusted root.json; the update API is off", "root_json", o.RootJSON)
 		return nil, nil
 	}
-	running, err := datastore.ParseVersion(rel.VersionID)
+	running, err := version.Parse(rel.VersionID)
 	if err != nil {
 		return nil, fmt.Errorf("updates need the running version: %w", err)
 	}

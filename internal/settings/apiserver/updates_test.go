@@ -2,12 +2,12 @@ package apiserver
 
 import (
 	"context"
+	"github.com/gantry-os/gantry/pkg/version"
 	"testing"
 	"time"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
 	"github.com/gantry-os/gantry/internal/update/updateapi"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // oneUpdate offers version 1.1.0 and succeeds at everything; the real
@@ -15,7 +15,7 @@ import (
 type oneUpdate struct{}
 
 func (oneUpdate) Refresh(context.Context) ([]manifest.Update, *manifest.Update, error) {
-	v, _ := datastore.ParseVersion("1.1.0")
+	v, _ := version.Parse("1.1.0")
 	u := manifest.Update{Variant: "metal-dev", Arch: "x86_64", Version: v, MaxVersion: v}
 	return []manifest.Update{u}, &u, nil
 }

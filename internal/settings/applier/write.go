@@ -2,11 +2,10 @@ package applier
 
 import (
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // WriteFileAtomic replaces path with content and mode: it writes a
@@ -45,5 +44,5 @@ func WriteFileAtomic(path string, content []byte, mode string) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("replace: %w", err)
 	}
-	return datastore.SyncDir(dir)
+	return durable.SyncDir(dir)
 }

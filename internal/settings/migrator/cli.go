@@ -3,12 +3,12 @@ package migrator
 import (
 	"context"
 	"errors"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-os/gantry/internal/cli"
-	"github.com/gantry-os/gantry/pkg/datastore"
 	"github.com/gantry-os/gantry/pkg/osrelease"
 )
 
@@ -34,16 +34,16 @@ func NewCommand() *cobra.Command {
 			case toVersion == "" && !fromRelease:
 				return cli.UsageError{Err: errors.New("one of --migrate-to-version or --migrate-to-version-from-os-release is required")}
 			}
-			var target datastore.Version
+			var target version.Semver
 			if fromRelease {
 				rel, err := osrelease.Read(releasePath)
 				if err != nil {
 					return err
 				}
-				if target, err = datastore.ParseVersion(rel.VersionID); err != nil {
+				if target, err = version.Parse(rel.VersionID); err != nil {
 					return err
 				}
-			} else if target, err = datastore.ParseVersion(toVersion); err != nil {
+			} else if target, err = version.Parse(toVersion); err != nil {
 				return cli.UsageError{Err: err}
 			}
 			opts := Options{

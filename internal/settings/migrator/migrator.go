@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
+	"github.com/gantry-os/gantry/pkg/version"
 	"io"
 	"log/slog"
 	"os"
@@ -51,7 +53,7 @@ type Options struct {
 	// version differs from Target.
 	ManifestPath string
 	// Target is the version to migrate to.
-	Target datastore.Version
+	Target version.Semver
 	// OSRelease, when set, is passed to every migration as --os-release.
 	OSRelease string
 	// StepTimeout bounds each migration binary's run (0: DefaultStepTimeout).
@@ -65,7 +67,7 @@ type Result struct {
 	// FirstBoot is set when there was no datastore yet; nothing was done.
 	FirstBoot bool
 	// From is the datastore's version before, To the target.
-	From, To datastore.Version
+	From, To version.Semver
 	// Direction is Forward or Backward, or 0 when the versions were equal.
 	Direction migration.Direction
 	// Migrations are the migrations run, in order.
@@ -345,7 +347,7 @@ func copyDatastore(ctx context.Context, src, dst string) (err error) {
 	if err := out.Sync(); err != nil {
 		return err
 	}
-	return datastore.SyncDir(dst)
+	return durable.SyncDir(dst)
 }
 
 // lockBase takes the migrator's exclusive lock in base, failing at once if

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"github.com/klauspost/compress/zstd"
 	"io"
 	"os"
@@ -723,8 +724,8 @@ func TestResolveBase(t *testing.T) {
 	}
 }
 
-func v(s string) datastore.Version {
-	ver, err := datastore.ParseVersion(s)
+func v(s string) version.Semver {
+	ver, err := version.Parse(s)
 	if err != nil {
 		panic(err)
 	}

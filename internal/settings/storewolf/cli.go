@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-os/gantry/internal/cli"
-	"github.com/gantry-os/gantry/pkg/datastore"
 	"github.com/gantry-os/gantry/pkg/model"
 	"github.com/gantry-os/gantry/pkg/osrelease"
 	"github.com/gantry-os/gantry/pkg/version"
@@ -33,7 +32,7 @@ func NewCommand() *cobra.Command {
 				variant = model.DefaultVariant
 			}
 			if ver == "" && relErr == nil {
-				if _, err := datastore.ParseVersion(rel.VersionID); err == nil {
+				if _, err := version.Parse(rel.VersionID); err == nil {
 					ver = rel.VersionID
 				}
 			}
@@ -41,7 +40,7 @@ func NewCommand() *cobra.Command {
 				ver = version.Version
 				log.Info("release file names no x.y.z version; using this build's", "version", ver)
 			}
-			v, err := datastore.ParseVersion(ver)
+			v, err := version.Parse(ver)
 			if err != nil {
 				return cli.UsageError{Err: err}
 			}

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"path/filepath"
 	"sort"
@@ -89,7 +91,7 @@ func originOf(origin map[string]string, p []string) string {
 // Options say where the datastore lives and what goes in it.
 type Options struct {
 	Base     string // datastore base directory (holds the `current` link)
-	Version  datastore.Version
+	Version  version.Semver
 	Defaults map[string]any
 	Model    *model.Model
 }
@@ -188,7 +190,7 @@ func Populate(ctx context.Context, opts Options) (Result, error) {
 		if err := store.Sync(); err != nil {
 			return res, err
 		}
-		if err := datastore.SyncDir(res.Dir); err != nil {
+		if err := durable.SyncDir(res.Dir); err != nil {
 			return res, err
 		}
 		if err := datastore.LinkVersion(opts.Base, opts.Version, res.Dir); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/gantry-os/gantry/internal/testsupport"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func populate(t *testing.T, base, defaultsDir string) (Result, error) {
 		return Result{}, err
 	}
 	m, _ := model.ForVariant("metal-dev")
-	v, _ := datastore.ParseVersion("1.2.3")
+	v, _ := version.Parse("1.2.3")
 	return Populate(context.Background(), Options{Base: base, Version: v, Defaults: defaults, Model: m})
 }
 
@@ -172,7 +173,7 @@ func TestVariantDefaultsAreValid(t *testing.T) {
 				t.Fatal(err)
 			}
 			m, _ := model.ForVariant(variant)
-			v, _ := datastore.ParseVersion("1.0.0")
+			v, _ := version.Parse("1.0.0")
 			if _, err := Populate(context.Background(), Options{Base: t.TempDir(), Version: v, Defaults: defaults, Model: m}); err != nil {
 				t.Fatal(err)
 			}

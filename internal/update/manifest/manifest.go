@@ -8,12 +8,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"math"
 	"os"
 	"sort"
 	"time"
-
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // MaxSeed bounds the wave seed space: seeds are 0..MaxSeed-1.
@@ -30,8 +29,8 @@ type Images struct {
 type Update struct {
 	Variant    string               `json:"variant"`
 	Arch       string               `json:"arch"`
-	Version    datastore.Version    `json:"version"`
-	MaxVersion datastore.Version    `json:"max_version"`
+	Version    version.Semver       `json:"version"`
+	MaxVersion version.Semver       `json:"max_version"`
 	Waves      map[uint32]time.Time `json:"waves"`
 	Images     Images               `json:"images"`
 }
@@ -214,11 +213,11 @@ func (u Update) WaveReady(seed uint32, now time.Time) bool {
 type Query struct {
 	Variant     string
 	Arch        string
-	Running     datastore.Version
+	Running     version.Semver
 	Seed        uint32
-	VersionLock string             // "latest" or a version (optional leading v)
-	IgnoreWaves bool               // take updates regardless of waves
-	Image       *datastore.Version // a specific version (updog --image)
+	VersionLock string          // "latest" or a version (optional leading v)
+	IgnoreWaves bool            // take updates regardless of waves
+	Image       *version.Semver // a specific version (updog --image)
 	Now         time.Time
 }
 
@@ -247,7 +246,7 @@ func (m *Manifest) Applicable(q Query) []Update {
 // pulls nodes back from a withdrawn release).
 func (m *Manifest) Choose(q Query) (*Update, error) {
 	apps := m.Applicable(q)
-	find := func(v datastore.Version) *Update {
+	find := func(v version.Semver) *Update {
 		for i := range apps {
 			if apps[i].Version == v {
 				return &apps[i]
@@ -259,7 +258,7 @@ func (m *Manifest) Choose(q Query) (*Update, error) {
 		return find(*q.Image), nil
 	}
 	if q.VersionLock != "" && q.VersionLock != "latest" {
-		lock, err := datastore.ParseVersion(q.VersionLock)
+		lock, err := version.Parse(q.VersionLock)
 		if err != nil {
 			return nil, fmt.Errorf("version lock: %w", err)
 		}
@@ -281,7 +280,7 @@ func (m *Manifest) Choose(q Query) (*Update, error) {
 // its version and the current max_version of that variant and arch, and
 // becomes the max_version of all their releases; maxVersion, when given,
 // sets it explicitly.
-func (m *Manifest) AddUpdate(u Update, maxVersion *datastore.Version) {
+func (m *Manifest) AddUpdate(u Update, maxVersion *version.Semver) {
 	max := u.Version
 	for _, o := range m.Updates {
 		if o.Variant == u.Variant && o.Arch == u.Arch && o.MaxVersion.Compare(max) > 0 {

@@ -3,11 +3,10 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"regexp"
 	"slices"
 	"strings"
-
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // ErrMissingMigration is wrapped by FindMigrations when the manifest has no
@@ -16,7 +15,7 @@ var ErrMissingMigration = errors.New("missing migration")
 
 // Transition is one hop of the manifest: the migrations that take a
 // datastore from version From to version To.
-type Transition struct{ From, To datastore.Version }
+type Transition struct{ From, To version.Semver }
 
 func (t Transition) String() string { return fmt.Sprintf("(%s, %s)", t.From, t.To) }
 
@@ -28,11 +27,11 @@ func ParseTransition(s string) (Transition, error) {
 	if m == nil {
 		return Transition{}, fmt.Errorf("migration key %q is not (FROM, TO)", s)
 	}
-	from, err := datastore.ParseVersion(m[1])
+	from, err := version.Parse(m[1])
 	if err != nil {
 		return Transition{}, fmt.Errorf("migration key %q: %w", s, err)
 	}
-	to, err := datastore.ParseVersion(m[2])
+	to, err := version.Parse(m[2])
 	if err != nil {
 		return Transition{}, fmt.Errorf("migration key %q: %w", s, err)
 	}
@@ -56,7 +55,7 @@ func checkName(n string) error {
 // list and moves to its To. A version with no such transition is a dead end
 // (ErrMissingMigration). For a downgrade the list is reversed, to be run
 // backward. Equal versions need nothing.
-func (m *Manifest) FindMigrations(from, to datastore.Version) ([]string, error) {
+func (m *Manifest) FindMigrations(from, to version.Semver) ([]string, error) {
 	lo, hi := from, to
 	if from.Compare(to) > 0 {
 		lo, hi = to, from

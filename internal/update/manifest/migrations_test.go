@@ -2,17 +2,16 @@ package manifest
 
 import (
 	"errors"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
-func v(s string) datastore.Version {
-	ver, err := datastore.ParseVersion(s)
+func v(s string) version.Semver {
+	ver, err := version.Parse(s)
 	if err != nil {
 		panic(err)
 	}

@@ -2,13 +2,12 @@ package tufrepo
 
 import (
 	"context"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // TestEnsureDev: the key and the repository are each made once, what
@@ -133,10 +132,10 @@ func TestEnsureRelease(t *testing.T) {
 	for name, body := range map[string]string{"boot.img": strings.Repeat("boot", 1000), "root.img": strings.Repeat("root", 3000), "hash.img": "hash"} {
 		writeFile(t, img, name, []byte(body))
 	}
-	rel := Release{Variant: "metal-dev", Arch: "x86_64", Version: datastore.Version{Minor: 1},
+	rel := Release{Variant: "metal-dev", Arch: "x86_64", Version: version.Semver{Minor: 1},
 		Boot: filepath.Join(img, "boot.img"), Root: filepath.Join(img, "root.img"), Hash: filepath.Join(img, "hash.img")}
 	other := rel
-	other.Version = datastore.Version{Minor: 2}
+	other.Version = version.Semver{Minor: 2}
 
 	steps := []struct {
 		name        string

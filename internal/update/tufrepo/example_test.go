@@ -3,6 +3,7 @@ package tufrepo_test
 import (
 	"context"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"log"
 	"net/http/httptest"
 	"os"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // A repository built in-process and served on 127.0.0.1, as a test of an
@@ -45,13 +45,13 @@ func Example() {
 		}
 		return p
 	}
-	v110 := datastore.Version{Major: 1, Minor: 1}
+	v110 := version.Semver{Major: 1, Minor: 1}
 	if _, err := repo.AddRelease(ctx, tufrepo.Release{
 		Variant: "metal-dev", Arch: "x86_64", Version: v110,
 		Boot: img("boot.img"), Root: img("root.img"), Hash: img("hash.img"),
 		Migrations: []tufrepo.Migration{{Name: "migrate_v1.1.0_example", Path: img("migration")}},
 		Transitions: map[manifest.Transition][]string{
-			{From: datastore.Version{Major: 1}, To: v110}: {"migrate_v1.1.0_example.zst"},
+			{From: version.Semver{Major: 1}, To: v110}: {"migrate_v1.1.0_example.zst"},
 		},
 		Waves: nil, // no waves: every node may update at once
 	}); err != nil {

@@ -3,6 +3,7 @@ package tufrepo
 import (
 	"bytes"
 	"context"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // t0 is the fixed clock the tests publish at: repositories they build
@@ -90,20 +90,20 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 }
 
 // testRelease returns a release of small fake images with one migration.
-func testRelease(t *testing.T, version string) (Release, map[string][]byte) {
+func testRelease(t *testing.T, ver string) (Release, map[string][]byte) {
 	t.Helper()
 	dir := t.TempDir()
-	v, err := datastore.ParseVersion(version)
+	v, err := version.Parse(ver)
 	if err != nil {
 		t.Fatal(err)
 	}
 	content := map[string][]byte{
-		"boot": bytes.Repeat([]byte("boot-"+version), 1000),
-		"root": bytes.Repeat([]byte("root-"+version), 5000),
-		"hash": []byte("hash-" + version),
-		"mig":  []byte("#!/bin/sh\necho migrate " + version + "\n"),
+		"boot": bytes.Repeat([]byte("boot-"+ver), 1000),
+		"root": bytes.Repeat([]byte("root-"+ver), 5000),
+		"hash": []byte("hash-" + ver),
+		"mig":  []byte("#!/bin/sh\necho migrate " + ver + "\n"),
 	}
-	mig := Migration{Name: "migrate_v" + version + "_test", Path: writeFile(t, dir, "mig", content["mig"])}
+	mig := Migration{Name: "migrate_v" + ver + "_test", Path: writeFile(t, dir, "mig", content["mig"])}
 	return Release{
 		Variant: "metal-dev", Arch: "x86_64", Version: v,
 		Boot:       writeFile(t, dir, "boot.img", content["boot"]),
@@ -111,7 +111,7 @@ func testRelease(t *testing.T, version string) (Release, map[string][]byte) {
 		Hash:       writeFile(t, dir, "hash.img", content["hash"]),
 		Migrations: []Migration{mig},
 		Transitions: map[manifest.Transition][]string{
-			{From: datastore.Version{Major: v.Major, Minor: v.Minor - 1}, To: v}: {mig.TargetName()},
+			{From: version.Semver{Major: v.Major, Minor: v.Minor - 1}, To: v}: {mig.TargetName()},
 		},
 		Waves: manifest.DefaultWaves(),
 	}, content

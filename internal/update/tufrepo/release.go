@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
+	"github.com/gantry-os/gantry/pkg/version"
 	"hash"
 	"io"
 	"os"
@@ -22,7 +24,6 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // maxEncoders bounds the zstd encoder's goroutines, and so its memory:
@@ -53,11 +54,11 @@ func (m Migration) TargetName() string {
 // Release is one OS release to add to the repository.
 type Release struct {
 	Variant, Arch string
-	Version       datastore.Version
+	Version       version.Semver
 	// MaxVersion, when set, becomes the max_version of every release of
 	// the variant and arch; else it is the higher of Version and the
 	// current one.
-	MaxVersion *datastore.Version
+	MaxVersion *version.Semver
 	// Boot, Root and Hash are the (uncompressed) partition images.
 	Boot, Root, Hash string
 	// Migrations are published as zstd-compressed targets.
@@ -76,7 +77,7 @@ type Release struct {
 
 // ImageTargetName is the name of a release image's target:
 // gantry-<variant>-<arch>-<version>-<part>.img.zst.
-func ImageTargetName(variant, arch string, version datastore.Version, part string) string {
+func ImageTargetName(variant, arch string, version version.Semver, part string) string {
 	return fmt.Sprintf("gantry-%s-%s-%s-%s.img%s", variant, arch, version, part, CompressedSuffix)
 }
 
@@ -217,7 +218,7 @@ func (r *Repo) AddRelease(ctx context.Context, rel Release) (*Published, error) 
 	}
 	st.targets.Signed.Targets[ManifestTarget] = tf
 	added = append(added, ManifestTarget)
-	if err := datastore.SyncDir(r.TargetsDir()); err != nil {
+	if err := durable.SyncDir(r.TargetsDir()); err != nil {
 		return nil, err
 	}
 	pub, err := r.publish(ctx, st, publishAll, r.signers(), nil)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,7 +18,6 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // The repository's layout under its directory.
@@ -217,7 +217,7 @@ func Create(ctx context.Context, dir string, opts CreateOptions) (*Repo, error) 
 		return nil, err
 	}
 	st.targets.Signed.Targets[ManifestTarget] = tf
-	if err := datastore.SyncDir(r.TargetsDir()); err != nil {
+	if err := durable.SyncDir(r.TargetsDir()); err != nil {
 		return nil, err
 	}
 	if err := r.writeRoot(root); err != nil {
@@ -598,7 +598,7 @@ func writeAtomic(dir, name string, b []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
-	if err := datastore.SyncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
 	return nil

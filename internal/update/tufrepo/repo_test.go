@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +18,6 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 func TestCreateLayout(t *testing.T) {
@@ -140,7 +140,7 @@ func TestAddReleaseThenValidate(t *testing.T) {
 	if fmt.Sprint(u.Waves) != fmt.Sprint(want) {
 		t.Errorf("waves %v, want %v", u.Waves, want)
 	}
-	tr := manifest.Transition{From: datastore.Version{Major: 1}, To: rel.Version}
+	tr := manifest.Transition{From: version.Semver{Major: 1}, To: rel.Version}
 	if got := rep.Manifest.Migrations[tr]; len(got) != 1 || got[0] != "migrate_v1.1.0_test.zst" {
 		t.Errorf("migrations %v", rep.Manifest.Migrations)
 	}
@@ -193,8 +193,8 @@ func TestAddReleaseThenValidate(t *testing.T) {
 }
 
 func TestAddReleaseOptions(t *testing.T) {
-	v := func(s string) datastore.Version {
-		x, err := datastore.ParseVersion(s)
+	v := func(s string) version.Semver {
+		x, err := version.Parse(s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package tufrepo
 
 import (
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"regexp"
 	"strconv"
@@ -11,7 +12,6 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 const day = 24 * time.Hour
@@ -191,8 +191,8 @@ func ParseTransitionFlag(s string) (manifest.Transition, []string, error) {
 }
 
 // parseVersion reads x.y.z with an optional leading v.
-func parseVersion(what, s string) (datastore.Version, error) {
-	v, err := datastore.ParseVersion(s)
+func parseVersion(what, s string) (version.Semver, error) {
+	v, err := version.Parse(s)
 	if err != nil {
 		return v, fmt.Errorf("%s: %w", what, err)
 	}

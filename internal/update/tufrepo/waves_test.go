@@ -2,12 +2,12 @@ package tufrepo
 
 import (
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 func TestParseOffset(t *testing.T) {
@@ -121,7 +121,7 @@ fleet_percentage = 100
 }
 
 func TestMigrationInputs(t *testing.T) {
-	v := func(s string) datastore.Version { x, _ := datastore.ParseVersion(s); return x }
+	v := func(s string) version.Semver { x, _ := version.Parse(s); return x }
 	toml := []byte(`
 [release]
 version = "1.2.0"

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // States of an update.
@@ -306,6 +306,6 @@ func (m *Manager) run(st *Status, cmd string) {
 }
 
 // RunningImage describes the running OS for the status document.
-func RunningImage(variant, arch string, version datastore.Version) Image {
+func RunningImage(variant, arch string, version version.Semver) Image {
 	return Image{Arch: arch, Version: version.String(), Variant: variant}
 }

@@ -3,10 +3,10 @@ package updateapi
 import (
 	"context"
 	"errors"
+	"github.com/gantry-os/gantry/pkg/version"
 	"testing"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // scripted is an Updater whose outcomes the test sets; the real one is
@@ -31,7 +31,7 @@ func (s *scripted) Activate(ctx context.Context) error   { return s.err }
 func (s *scripted) Deactivate(ctx context.Context) error { return s.err }
 
 func TestStateMachine(t *testing.T) {
-	v, _ := datastore.ParseVersion("1.1.0")
+	v, _ := version.Parse("1.1.0")
 	up := manifest.Update{Variant: "metal-dev", Arch: "x86_64", Version: v, MaxVersion: v}
 	u := &scripted{avail: []manifest.Update{up}, chosen: &up}
 	m, err := New(context.Background(), t.TempDir(), u, Image{"x86_64", "1.0.0", "metal-dev"}, nil)

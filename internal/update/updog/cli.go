@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"io"
 	"net/http"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"github.com/gantry-os/gantry/internal/cli"
 	"github.com/gantry-os/gantry/internal/update/manifest"
 	"github.com/gantry-os/gantry/pkg/apiclient"
-	"github.com/gantry-os/gantry/pkg/datastore"
 	"github.com/gantry-os/gantry/pkg/osrelease"
 )
 
@@ -90,11 +90,11 @@ func NewCommand(stdout, stderr io.Writer, openSets func(disk, active string) fun
 		}
 		return nil
 	}
-	imageVersion := func() (*datastore.Version, error) {
+	imageVersion := func() (*version.Semver, error) {
 		if image == "" {
 			return nil, nil
 		}
-		v, err := datastore.ParseVersion(image)
+		v, err := version.Parse(image)
 		if err != nil {
 			return nil, cli.UsageError{Err: fmt.Errorf("--image: %w", err)}
 		}

@@ -9,6 +9,7 @@ package updog
 import (
 	"context"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,7 +20,6 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
-	"github.com/gantry-os/gantry/pkg/datastore"
 	"github.com/gantry-os/gantry/pkg/osrelease"
 )
 
@@ -50,7 +50,7 @@ type Client struct {
 	cfg      Config
 	up       *updater.Updater
 	Manifest *manifest.Manifest
-	running  datastore.Version
+	running  version.Semver
 }
 
 // Open refreshes the repository's metadata through TUF (root chain,
@@ -63,7 +63,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	running, err := datastore.ParseVersion(cfg.Release.VersionID)
+	running, err := version.Parse(cfg.Release.VersionID)
 	if err != nil {
 		return nil, fmt.Errorf("running version: %w", err)
 	}
@@ -157,7 +157,7 @@ func (c *Client) fetchSmallTarget(ctx context.Context, name string, max int64) (
 }
 
 // Query is the node's question to the manifest.
-func (c *Client) Query(image *datastore.Version, ignoreWaves bool) manifest.Query {
+func (c *Client) Query(image *version.Semver, ignoreWaves bool) manifest.Query {
 	return manifest.Query{
 		Variant: c.cfg.Release.VariantID, Arch: c.cfg.Release.Arch, Running: c.running, Seed: c.cfg.Seed,
 		VersionLock: c.cfg.VersionLock, IgnoreWaves: c.cfg.IgnoreWaves || ignoreWaves, Image: image, Now: c.cfg.Now(),
@@ -165,7 +165,7 @@ func (c *Client) Query(image *datastore.Version, ignoreWaves bool) manifest.Quer
 }
 
 // Choose returns the update the node should take, or nil.
-func (c *Client) Choose(image *datastore.Version, ignoreWaves bool) (*manifest.Update, error) {
+func (c *Client) Choose(image *version.Semver, ignoreWaves bool) (*manifest.Update, error) {
 	return c.Manifest.Choose(c.Query(image, ignoreWaves))
 }
 

@@ -3,12 +3,12 @@ package updog
 import (
 	"context"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/version"
 	"io"
 	"log/slog"
 
 	"github.com/gantry-os/gantry/internal/update/manifest"
 	"github.com/gantry-os/gantry/internal/update/updateapi"
-	"github.com/gantry-os/gantry/pkg/datastore"
 )
 
 // Region is a writable partition.
@@ -45,7 +45,7 @@ type Node struct {
 
 // Check refreshes the repository and returns every applicable update and
 // the chosen one (nil when the node is up to date).
-func (n *Node) Check(ctx context.Context, image *datastore.Version, ignoreWaves bool) ([]manifest.Update, *manifest.Update, *Client, error) {
+func (n *Node) Check(ctx context.Context, image *version.Semver, ignoreWaves bool) ([]manifest.Update, *manifest.Update, *Client, error) {
 	c, err := Open(ctx, n.Config)
 	if err != nil {
 		return nil, nil, nil, err
@@ -153,7 +153,7 @@ func (a UpdateAPI) Refresh(ctx context.Context) ([]manifest.Update, *manifest.Up
 // Prepare implements updateapi.Updater: it writes exactly the version the
 // refresh chose (Bottlerocket re-derives it, which can differ).
 func (a UpdateAPI) Prepare(ctx context.Context, chosen updateapi.Image) error {
-	v, err := datastore.ParseVersion(chosen.Version)
+	v, err := version.Parse(chosen.Version)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"github.com/gantry-os/gantry/pkg/version"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -19,7 +20,6 @@ import (
 	"github.com/gantry-os/gantry/internal/update/signpost"
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
 	"github.com/gantry-os/gantry/internal/update/updog"
-	"github.com/gantry-os/gantry/pkg/datastore"
 	"github.com/gantry-os/gantry/pkg/osrelease"
 )
 
@@ -36,8 +36,8 @@ type fixture struct {
 	release osrelease.Release
 }
 
-func v(s string) datastore.Version {
-	ver, err := datastore.ParseVersion(s)
+func v(s string) version.Semver {
+	ver, err := version.Parse(s)
 	if err != nil {
 		panic(err)
 	}
