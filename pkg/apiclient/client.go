@@ -15,6 +15,11 @@ import (
 	"time"
 )
 
+// LaunchTx is the transaction that holds a node's first-boot settings
+// (storewolf's defaults, early-boot-config's user data, sundog's generated
+// values) until settings-committer commits them.
+const LaunchTx = "gantry-launch"
+
 // DefaultSocketPath is where the API listens on a node.
 const DefaultSocketPath = "/run/api.sock"
 

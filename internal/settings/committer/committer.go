@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-os/gantry/internal/cli"
-	"github.com/gantry-os/gantry/internal/settings/storewolf"
 	"github.com/gantry-os/gantry/pkg/apiclient"
 )
 
@@ -38,7 +37,7 @@ func NewCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&socketPath, "socket-path", apiclient.DefaultSocketPath, "the API's Unix socket")
-	cmd.Flags().StringVar(&tx, "transaction", storewolf.LaunchTx, "transaction to commit")
+	cmd.Flags().StringVar(&tx, "transaction", apiclient.LaunchTx, "transaction to commit")
 	return cmd
 }
 

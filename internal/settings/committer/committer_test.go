@@ -3,6 +3,7 @@ package committer_test
 import (
 	"bytes"
 	"context"
+	"github.com/gantry-os/gantry/pkg/apiclient"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"github.com/gantry-os/gantry/internal/apitest"
 	"github.com/gantry-os/gantry/internal/cli"
 	"github.com/gantry-os/gantry/internal/settings/committer"
-	"github.com/gantry-os/gantry/internal/settings/storewolf"
 )
 
 func TestCommit(t *testing.T) {
@@ -24,7 +24,7 @@ func TestCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stage(storewolf.LaunchTx, `{"motd": "from launch", "updates": {"seed": 7}}`)
+	stage(apiclient.LaunchTx, `{"motd": "from launch", "updates": {"seed": 7}}`)
 	stage("other", `{"motd": "from other"}`)
 
 	for _, tc := range []struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/apiclient"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -14,7 +15,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/gantry-os/gantry/internal/settings/storewolf"
 	"github.com/gantry-os/gantry/internal/settings/userdata"
 	"github.com/gantry-os/gantry/pkg/model"
 )
@@ -33,7 +33,7 @@ type Config struct {
 	// Marker is the file whose existence means early-boot-config already
 	// ran; "" means no marker (always run, never record).
 	Marker string
-	// Tx is the transaction to PATCH; "" means storewolf.LaunchTx.
+	// Tx is the transaction to PATCH; "" means apiclient.LaunchTx.
 	Tx     string
 	Logger *slog.Logger // nil discards logs
 }
@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	tx := cfg.Tx
 	if tx == "" {
-		tx = storewolf.LaunchTx
+		tx = apiclient.LaunchTx
 	}
 	if cfg.API == nil || cfg.Model == nil {
 		return Result{}, errors.New("early-boot-config: no API client or settings model configured")

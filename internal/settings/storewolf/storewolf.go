@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/apiclient"
 	"github.com/gantry-os/gantry/pkg/durable"
 	"github.com/gantry-os/gantry/pkg/version"
 	"os"
@@ -21,10 +22,6 @@ import (
 	"github.com/gantry-os/gantry/pkg/datastore"
 	"github.com/gantry-os/gantry/pkg/model"
 )
-
-// LaunchTx is the transaction that holds first-boot settings until
-// settings-committer commits them.
-const LaunchTx = "gantry-launch"
 
 // LoadDefaults reads every *.toml file of dir in name order and merges them:
 // later files replace scalars and arrays and merge tables; a type mismatch is
@@ -157,7 +154,7 @@ func Populate(ctx context.Context, opts Options) (Result, error) {
 	}
 	launch := missing(settings)
 	if len(launch) > 0 {
-		if err := store.Set(ctx, datastore.Pending(LaunchTx), launch); err != nil {
+		if err := store.Set(ctx, datastore.Pending(apiclient.LaunchTx), launch); err != nil {
 			return res, fmt.Errorf("write default settings: %w", err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/gantry-os/gantry/internal/testsupport"
+	"github.com/gantry-os/gantry/pkg/apiclient"
 	"github.com/gantry-os/gantry/pkg/version"
 	"os"
 	"path/filepath"
@@ -94,7 +95,7 @@ mode = "0644"
 	if err != nil {
 		t.Fatal(err)
 	}
-	launch, _ := store.GetPrefix(ctx, datastore.Pending(LaunchTx), "")
+	launch, _ := store.GetPrefix(ctx, datastore.Pending(apiclient.LaunchTx), "")
 	if string(launch["settings.motd"]) != `"hello"` || string(launch["settings.updates.seed"]) != "5" {
 		t.Fatalf("launch tx = %v", launch)
 	}
@@ -104,7 +105,7 @@ mode = "0644"
 	}
 	// A user's committed value must survive the next boot's storewolf, and
 	// pending transactions must not.
-	if _, err := store.Commit(ctx, LaunchTx); err != nil {
+	if _, err := store.Commit(ctx, apiclient.LaunchTx); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.Set(ctx, datastore.Live, map[datastore.Key]json.RawMessage{

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-os/gantry/internal/cli"
-	"github.com/gantry-os/gantry/internal/settings/storewolf"
 	"github.com/gantry-os/gantry/pkg/apiclient"
 )
 
@@ -35,7 +34,7 @@ func NewCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&socketPath, "socket-path", apiclient.DefaultSocketPath, "the API's Unix socket")
-	f.StringVar(&tx, "transaction", storewolf.LaunchTx, "transaction the generated settings go to")
+	f.StringVar(&tx, "transaction", apiclient.LaunchTx, "transaction the generated settings go to")
 	f.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "time limit of each generator")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	return cmd
