@@ -55,6 +55,19 @@ var baseGroups = []string{"motd", "updates", "host-containers", "bootstrap-conta
 // the one gantry build builds and gantry run boots by default.
 const DefaultVariant = "metal-dev"
 
+// ResolveVariant is the variant a node program works for: the one named
+// (its --variant flag), else the release file's VARIANT_ID, else
+// DefaultVariant. fallback says whether it fell back to the default.
+func ResolveVariant(named, release string) (variant string, fallback bool) {
+	switch {
+	case named != "":
+		return named, false
+	case release != "":
+		return release, false
+	}
+	return DefaultVariant, true
+}
+
 // BuiltinVariants maps each variant this repository defines to its groups.
 func BuiltinVariants() map[string][]string {
 	k8s := append(append([]string(nil), baseGroups...), "kubernetes", "aws", "oci-defaults", "container-runtime")

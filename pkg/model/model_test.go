@@ -273,3 +273,19 @@ func testCertPEM(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+func TestResolveVariant(t *testing.T) {
+	tests := []struct {
+		named, release, want string
+		fallback             bool
+	}{
+		{"metal-k8s-1.31", "metal-dev", "metal-k8s-1.31", false},
+		{"", "acme-edge", "acme-edge", false},
+		{"", "", DefaultVariant, true},
+	}
+	for _, tc := range tests {
+		if got, fb := ResolveVariant(tc.named, tc.release); got != tc.want || fb != tc.fallback {
+			t.Errorf("ResolveVariant(%q, %q) = %q, %v; want %q, %v", tc.named, tc.release, got, fb, tc.want, tc.fallback)
+		}
+	}
+}

@@ -42,11 +42,8 @@ func NewCommand() *cobra.Command {
 				log.Warn("no release file; os fields will be empty", "error", err)
 				rel = osrelease.Release{Arch: osrelease.Arch()}
 			}
-			if variant == "" {
-				variant = rel.VariantID
-			}
-			if variant == "" {
-				variant = model.DefaultVariant
+			variant, fallback := model.ResolveVariant(variant, rel.VariantID)
+			if fallback {
 				log.Info("no variant named; serving the default", "variant", variant)
 			}
 			if rel.VariantID == "" {

@@ -25,12 +25,7 @@ func NewCommand() *cobra.Command {
 				return err
 			}
 			rel, relErr := osrelease.Read(releasePath)
-			if variant == "" && relErr == nil {
-				variant = rel.VariantID
-			}
-			if variant == "" {
-				variant = model.DefaultVariant
-			}
+			variant, _ := model.ResolveVariant(variant, rel.VariantID)
 			if ver == "" && relErr == nil {
 				if _, err := version.Parse(rel.VersionID); err == nil {
 					ver = rel.VersionID
