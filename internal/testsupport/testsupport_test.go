@@ -1,6 +1,7 @@
 package testsupport
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -215,5 +216,24 @@ func TestPackage(t *testing.T) {
 		if got := Package(tool); got != want {
 			t.Errorf("Package(%q) = %q, want %q", tool, got, want)
 		}
+	}
+}
+
+func TestGoBuild(t *testing.T) {
+	RequireTool(t, "go")
+	dir := t.TempDir()
+	for _, pkg := range []string{"cmd/settings-generator", Module + "/cmd/settings-generator"} {
+		out := filepath.Join(dir, "gen")
+		if err := GoBuild(context.Background(), out, pkg); err != nil {
+			t.Fatalf("%s: %v", pkg, err)
+		}
+		if fi, err := os.Stat(out); err != nil || fi.Mode()&0o111 == 0 {
+			t.Errorf("%s: no executable at %s: %v", pkg, out, err)
+		}
+		os.Remove(out)
+	}
+	err := GoBuild(context.Background(), filepath.Join(dir, "x"), "cmd/no-such-command")
+	if err == nil || !strings.Contains(err.Error(), "go build "+Module+"/cmd/no-such-command") {
+		t.Errorf("a missing package: %v", err)
 	}
 }

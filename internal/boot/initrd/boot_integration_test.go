@@ -318,10 +318,8 @@ func kernelRoot(ctx context.Context, t *testing.T) string {
 
 func goBuild(ctx context.Context, t *testing.T, out, pkg string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	if err := testsupport.GoBuild(ctx, out, pkg, "-trimpath", "-ldflags=-s -w"); err != nil {
+		t.Fatal(err)
 	}
 }
 

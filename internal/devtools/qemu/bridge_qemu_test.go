@@ -5,7 +5,6 @@ package qemu
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,12 +60,7 @@ func TestBridgeInGuest(t *testing.T) {
 	testsupport.RequireTool(t, DefaultQEMU)
 	vmlinuz, modules := kernelTree(t)
 	dir := shortDir(t)
-	initBin := filepath.Join(dir, "guestinit")
-	build := exec.Command("go", "build", "-trimpath", "-o", initBin, "./testdata/guestinit")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build guestinit: %v\n%s", err, out)
-	}
+	initBin := testsupport.Build(t, filepath.Join(dir, "guestinit"), "./testdata/guestinit", "-trimpath")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	img := filepath.Join(dir, "initrd.img")

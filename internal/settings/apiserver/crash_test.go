@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -28,12 +29,7 @@ const crashKeys = 24
 // buildBinary builds one of the repository's commands into dir.
 func buildBinary(t testing.TB, dir, pkg string) string {
 	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, "github.com/gantry-os/gantry/"+pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
+	return testsupport.Build(t, filepath.Join(dir, filepath.Base(pkg)), pkg)
 }
 
 type process struct {

@@ -3,10 +3,10 @@ package earlyboot_test
 import (
 	"bytes"
 	"errors"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -16,16 +16,7 @@ import (
 // buildCommand builds cmd/early-boot-config into a temporary directory.
 func buildCommand(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "early-boot-config")
-	out, err := exec.Command(goTool, "build", "-o", bin, "github.com/gantry-os/gantry/cmd/early-boot-config").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testsupport.Build(t, filepath.Join(t.TempDir(), "early-boot-config"), "cmd/early-boot-config")
 }
 
 type cmdResult struct {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"github.com/gantry-os/gantry/pkg/version"
 	"github.com/klauspost/compress/zstd"
 	"io"
@@ -70,10 +71,9 @@ func binaries(t *testing.T) string {
 		var mu sync.Mutex
 		for out, pkg := range pkgs {
 			wg.Go(func() {
-				cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, out), pkg)
-				if b, err := cmd.CombinedOutput(); err != nil {
+				if err := testsupport.GoBuild(context.Background(), filepath.Join(buildDir, out), pkg); err != nil {
 					mu.Lock()
-					buildErr = errors.Join(buildErr, fmt.Errorf("go build %s: %v\n%s", pkg, err, b))
+					buildErr = errors.Join(buildErr, err)
 					mu.Unlock()
 				}
 			})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -125,11 +126,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary")
 	}
-	bin := filepath.Join(t.TempDir(), "signpost")
-	build := exec.Command("go", "build", "-o", bin, "github.com/gantry-os/gantry/cmd/signpost")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testsupport.Build(t, filepath.Join(t.TempDir(), "signpost"), "cmd/signpost")
 	img := newImage(t, disklayout.Options{})
 	sp := func(wantCode int, args ...string) string {
 		t.Helper()

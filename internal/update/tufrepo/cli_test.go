@@ -3,6 +3,7 @@ package tufrepo
 import (
 	"bytes"
 	"errors"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,11 +18,7 @@ func TestCommandLine(t *testing.T) {
 		t.Skip("builds the gantry binary")
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "gantry")
-	build := exec.Command("go", "build", "-o", bin, "github.com/gantry-os/gantry/cmd/gantry")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build gantry: %v\n%s", err, out)
-	}
+	bin := testsupport.Build(t, filepath.Join(tmp, "gantry"), "cmd/gantry")
 	keys := filepath.Join(tmp, "keys")
 	repo := filepath.Join(tmp, "repo")
 	if err := os.Mkdir(keys, 0o700); err != nil {

@@ -3,6 +3,7 @@ package updog_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"github.com/gantry-os/gantry/internal/testsupport"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -23,10 +24,7 @@ func TestInterruptedWrite(t *testing.T) {
 		t.Skip("builds and kills real processes")
 	}
 	f := newFixture(t, 24)
-	bin := filepath.Join(t.TempDir(), "updog")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/gantry-os/gantry/cmd/updog").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testsupport.Build(t, filepath.Join(t.TempDir(), "updog"), "cmd/updog")
 	rel := filepath.Join(f.dir, "os-release")
 	os.WriteFile(rel, []byte("VARIANT_ID=metal-dev\nVERSION_ID=1.0.0\n"), 0o644)
 	cache := t.TempDir()
