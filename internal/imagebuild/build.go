@@ -4,20 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/gantry-os/gantry/internal/boot/disklayout"
-	"github.com/gantry-os/gantry/internal/boot/initrd"
 	"github.com/gantry-os/gantry/internal/boot/verity"
 	"github.com/gantry-os/gantry/pkg/version"
 )
@@ -140,403 +135,187 @@ type Result struct {
 	Timings []StepTiming
 }
 
-const totalSteps = 15
-
-// Build builds a variant's images; see the package documentation.
+// Build builds a variant's images; see the package documentation. It runs
+// buildSteps in order, each reported on o.Progress with its result and time;
+// the Gantry commands build beside the package steps (goStep).
 func Build(ctx context.Context, o Options) (res *Result, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p := newProgress(o.Progress, totalSteps)
-
-	// Inputs: the variant, version, build ID, epoch, folders.
-	end := p.step("inputs")
-	in, err := resolveInputs(ctx, o)
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	v := in.variant
-	end(fmt.Sprintf("%s %s %s, build %s, epoch %d", v.Name, v.Arch, v.Version, in.buildID, in.epoch), nil)
-
-	if err := os.MkdirAll(in.out, 0o755); err != nil {
-		return nil, fmt.Errorf("output folder: %w", err)
-	}
-	work, err := os.MkdirTemp(in.out, ".work-")
-	if err != nil {
-		return nil, fmt.Errorf("work folder: %w", err)
-	}
+	b := &builder{o: o, cancel: cancel}
+	b.p = newProgress(o.Progress, len(buildSteps)+1)
+	defer b.close()
 	defer func() {
-		if o.KeepWork {
-			p.logf("work folder kept: %s", work)
-			return
-		}
-		os.RemoveAll(work)
-	}()
-
-	// The node binary and gantry-init build in the background while the
-	// packages are resolved, fetched and extracted; then the variant's
-	// commands are checked against the node binary's.
-	goarch, _ := debArch(v.Arch)
-	binDir := filepath.Join(work, "bin")
-	type goDone struct {
-		version string
-		err     error
-	}
-	goCh := make(chan goDone, 1)
-	go func() {
-		end := p.step("build Gantry commands")
-		gv, err := goBuild(ctx, in.source, goarch, binDir, []string{NodeBinary, InitCommand})
-		if err == nil {
-			var have []string
-			if have, err = nodeCommands(ctx, in.source, goarch, binDir); err == nil {
-				err = checkNodeCommands(v, have)
-			}
-		}
-		end(fmt.Sprintf("%s (%s) for %d commands + %s, %s", NodeBinary, mb(fileSize(filepath.Join(binDir, NodeBinary))),
-			len(v.Gantry.Commands), InitCommand, gv), err)
-		if err != nil {
-			cancel()
-		}
-		goCh <- goDone{gv, err}
-	}()
-	waitGo := func() (goDone, error) {
-		d := <-goCh
-		goCh <- d
-		return d, d.err
-	}
-	defer func() {
-		if err != nil {
+		if err != nil && b.goCh != nil {
 			cancel()
 			// A failed Go build cancels the package steps; report its
 			// error, not the cancelled step's.
-			if d := <-goCh; d.err != nil && !errors.Is(d.err, context.Canceled) {
+			if d := <-b.goCh; d.err != nil && !errors.Is(d.err, context.Canceled) {
 				err = d.err
 			}
 		}
 	}()
+	for i, s := range buildSteps {
+		end := b.p.step(s.name)
+		detail, err := s.run(ctx, b)
+		end(detail, err)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			// The inputs are known: the work folder, then the Go build.
+			if err := b.startWork(); err != nil {
+				return nil, err
+			}
+			b.startGoBuild(ctx)
+		}
+	}
+	return b.result(), nil
+}
 
-	// Resolve the package closure (or take the lock).
-	end = p.step("resolve packages")
-	cache, release, err := openCache(ctx, in.cacheDir, func() { p.logf("waiting for another build to release the cache %s", in.cacheDir) })
+// buildStep is one named step of the image build.
+type buildStep struct {
+	name string
+	// run does the step and returns the short result shown after its name.
+	run func(ctx context.Context, b *builder) (detail string, err error)
+}
+
+// buildSteps are the image build, in order; each lives in a step_*.go file.
+var buildSteps = []buildStep{
+	{"inputs", stepInputs},
+	{"resolve packages", stepResolve},
+	{"fetch packages", stepFetch},
+	{"extract packages", stepExtract},
+	{"configure root", stepConfigureRoot},
+	{"kernel and modules", stepKernel},
+	{"prune and check root", stepPrune},
+	{"initramfs", stepInitramfs},
+	{"root filesystem (erofs)", stepErofs},
+	{"dm-verity hash tree", stepVerity},
+	{"boot filesystem (ext4)", stepBootFS},
+	{"EFI system partition (FAT)", stepESP},
+	{"disk image", stepDisk},
+	{"outputs", stepOutputs},
+}
+
+// builder is one build's state, handed from step to step.
+type builder struct {
+	o      Options
+	p      *progress
+	cancel context.CancelFunc
+	in     *inputs
+	v      *Variant
+	// work is the work folder under the output folder; binDir holds the
+	// Go build's binaries.
+	work, binDir string
+	goCh         chan goDone
+	goVersion    string
+
+	release func() // the cache's lock
+	src     *packageSource
+	rr      *resolveResult
+	lock    *Lock
+	files   []pkgFile
+
+	st         *stage
+	units      *unitsResult
+	k          *kernelInfo
+	vmlinuz    string
+	bootLoader string
+	pruned     *pruneResult
+	rootFiles  int
+	rootBytes  int64
+
+	initrdImg, rootImg, hashImg, bootImg, espImg string
+	initrdSize, rootSize                         int64
+	vr                                           verity.Result
+	cmdline                                      string
+	esp                                          ESPSummary
+	diskName, dataName                           string
+	sum                                          Summary
+}
+
+// goDone is the Go build's end.
+type goDone struct {
+	version string
+	err     error
+}
+
+// startWork makes the output and work folders.
+func (b *builder) startWork() error {
+	if err := os.MkdirAll(b.in.out, 0o755); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	work, err := os.MkdirTemp(b.in.out, ".work-")
 	if err != nil {
-		end("", err)
-		return nil, err
+		return fmt.Errorf("work folder: %w", err)
 	}
-	var once sync.Once
-	unlock := func() { once.Do(release) }
-	defer unlock()
-	src := &packageSource{cache: cache, arch: goarch, dist: v.Distribution}
-	if o.Store != "" {
-		src.offline = true
-		if src.store, err = openStore(o.Store, false); err != nil {
-			end("", err)
-			return nil, err
-		}
-	}
-	existing, err := ReadLock(in.lockPath)
-	if err != nil && !o.UpdateLock {
-		end("", err)
-		return nil, err
-	}
-	rr, err := src.resolve(ctx, v, existing, in.lockPath, o.UpdateLock, o.Locked)
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	lock := rr.lock
-	if rr.resolved {
-		if err := writeLock(in.lockPath, v.Name, lock); err != nil {
-			end("", err)
-			return nil, err
-		}
-		end(fmt.Sprintf("%d packages resolved with apt (%s); wrote %s", len(lock.Packages), rr.why, in.lockPath), nil)
-		if len(rr.drift) > 0 {
-			p.logf("PACKAGE DRIFT: %d lock line(s) changed (%s):", len(rr.drift), rr.why)
-			for _, d := range rr.drift {
-				p.logf("  %s", d)
+	b.work, b.binDir = work, filepath.Join(work, "bin")
+	return nil
+}
+
+// startGoBuild builds the node binary and gantry-init in the background
+// while the packages are resolved, fetched and extracted, then checks the
+// variant's commands against the node binary's. A failure cancels the build.
+func (b *builder) startGoBuild(ctx context.Context) {
+	goarch, _ := debArch(b.v.Arch)
+	b.goCh = make(chan goDone, 1)
+	go func() {
+		end := b.p.step("build Gantry commands")
+		gv, err := goBuild(ctx, b.in.source, goarch, b.binDir, []string{NodeBinary, InitCommand})
+		if err == nil {
+			var have []string
+			if have, err = nodeCommands(ctx, b.in.source, goarch, b.binDir); err == nil {
+				err = checkNodeCommands(b.v, have)
 			}
 		}
-	} else {
-		end(fmt.Sprintf("%d packages from %s", len(lock.Packages), in.lockPath), nil)
-	}
-
-	// Fetch the .debs into the cache; then the disk can be planned, since
-	// the lock is final.
-	end = p.step("fetch packages")
-	var export *debCache
-	if o.ExportStore != "" {
-		if export, err = openStore(o.ExportStore, true); err != nil {
-			end("", err)
-			return nil, err
+		end(fmt.Sprintf("%s (%s) for %d commands + %s, %s", NodeBinary, mb(fileSize(filepath.Join(b.binDir, NodeBinary))),
+			len(b.v.Gantry.Commands), InitCommand, gv), err)
+		if err != nil {
+			b.cancel()
 		}
-	}
-	files, downloaded, err := src.fetch(ctx, lock, work, export)
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	var debBytes int64
-	for _, f := range files {
-		debBytes += f.Size
-	}
-	from := fmt.Sprintf("%d downloaded", downloaded)
-	if src.offline {
-		from = "from the package store, offline"
-	}
-	if export != nil {
-		if err := export.addLock(fmt.Sprintf("%s-%s-%s.lock", v.Name, v.Version, in.buildID), lock.Marshal(v.Name)); err != nil {
-			end("", err)
-			return nil, err
-		}
-		from += ", exported to " + o.ExportStore
-	}
-	end(fmt.Sprintf("%d .debs, %s (%s, SHA-256 verified)", len(files), mb(debBytes), from), nil)
-	unlock()
-	if err := in.plan(lock); err != nil {
-		return nil, err
-	}
+		b.goCh <- goDone{gv, err}
+	}()
+}
 
-	// Extract.
-	end = p.step("extract packages")
-	st, err := newStage(filepath.Join(work, "root"))
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	defer st.close()
-	for _, f := range files {
-		if err := st.extractDeb(ctx, f.Path); err != nil {
-			end("", err)
-			return nil, fmt.Errorf("extract packages: %s: %w", f.Name, err)
-		}
-	}
-	nf, nb, err := st.size()
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	end(fmt.Sprintf("%d files, %s, no maintainer scripts", nf, mb(nb)), nil)
+// waitGo waits for the Go build and returns its error.
+func (b *builder) waitGo() error {
+	d := <-b.goCh
+	b.goCh <- d
+	b.goVersion = d.version
+	return d.err
+}
 
-	// Configure the root.
-	gd, err := waitGo()
-	if err != nil {
-		return nil, err
+// unlock releases the cache once (after the fetch, or at the end).
+func (b *builder) unlock() {
+	if b.release != nil {
+		b.release()
+		b.release = nil
 	}
-	end = p.step("configure root")
-	acc, err := configureRoot(st, v, releaseInfo{variant: v.Name, version: v.Version, buildID: in.buildID, arch: v.Arch}, lock, in.rootJSON)
-	if err == nil {
-		err = installCommands(st, binDir, v.Gantry.Commands)
-	}
-	var units *unitsResult
-	if err == nil {
-		units, err = installUnits(st, v, []string{filepath.Join(in.source, "variants", "shared", "units"), filepath.Join(v.Dir, "units")})
-	}
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	end(fmt.Sprintf("%d users, %d groups, %d Gantry units, %d unit links", len(acc.users), len(acc.groups), len(units.installed), units.links), nil)
+}
 
-	// Kernel and modules.
-	end = p.step("kernel and modules")
-	vmlinuz := filepath.Join(work, "vmlinuz")
-	k, err := takeKernel(st, vmlinuz)
-	bootLoader := filepath.Join(work, "systemd-bootx64.efi")
-	if err == nil {
-		err = takeBootLoader(st, bootLoader)
+// close releases what the steps hold: the cache, the staging tree and,
+// unless kept, the work folder.
+func (b *builder) close() {
+	b.unlock()
+	if b.st != nil {
+		b.st.close()
 	}
-	if err == nil {
-		err = selectModules(st, k, v.Kernel.Modules, append(slices.Clone(v.Kernel.InitramfsModules), SelectorModules...))
+	if b.work == "" {
+		return
 	}
-	if err == nil {
-		err = depmod(ctx, st, k)
+	if b.o.KeepWork {
+		b.p.logf("work folder kept: %s", b.work)
+		return
 	}
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	end(fmt.Sprintf("kernel %s, %d of %d modules kept", k.Release, k.Kept, k.Total), nil)
+	os.RemoveAll(b.work)
+}
 
-	// Prune, check, seed /etc.
-	end = p.step("prune and check root")
-	pr, err := prune(st, v.Root.Remove)
-	if err == nil {
-		err = st.finish()
-	}
-	if err == nil {
-		err = makeEtcSkel(st)
-	}
-	if err == nil {
-		err = checkSymlinks(st, v)
-	}
-	if err == nil {
-		err = assertClean(st)
-	}
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	for _, u := range pr.unmatched {
-		p.logf("note: root.remove pattern %s matched nothing", u)
-	}
-	nf, nb, err = st.size()
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	end(fmt.Sprintf("removed %d paths (%s, %d dead scripts); root has %d files, %s; no shell, apt, dpkg or perl",
-		pr.paths, mb(pr.bytes), len(pr.scripts), nf, mb(nb)), nil)
-
-	// Initramfs.
-	end = p.step("initramfs")
-	initrdImg := filepath.Join(work, "initrd.img")
-	err = initrd.Build(ctx, initrd.Options{
-		Init:       filepath.Join(binDir, InitCommand),
-		ModulesDir: st.abs(k.ModulesDir),
-		Modules:    append([]string(nil), v.Kernel.InitramfsModules...),
-		Out:        initrdImg,
-		Epoch:      time.Unix(in.epoch, 0).UTC(),
-	})
-	if err != nil {
-		err = fmt.Errorf("initramfs: %w", err)
-		end("", err)
-		return nil, err
-	}
-	initrdSize := fileSize(initrdImg)
-	end(fmt.Sprintf("%s, %d modules", mb(initrdSize), len(v.Kernel.InitramfsModules)), nil)
-
-	// Root filesystem.
-	end = p.step("root filesystem (erofs)")
-	rootImg := filepath.Join(work, "root.img")
-	if err := makeErofs(ctx, st.dir, rootImg, erofsOptions{
-		compression: v.Image.RootCompression, clusterKiB: v.Image.RootClusterKiB, epoch: in.epoch, uuid: in.uuid("root"),
-	}); err != nil {
-		end("", err)
-		return nil, err
-	}
-	rootSize := fileSize(rootImg)
-	end(fmt.Sprintf("%s compressed from %s (%s)", mb(rootSize), mb(nb), v.Image.RootCompression), nil)
-
-	// Verity.
-	end = p.step("dm-verity hash tree")
-	hashImg := filepath.Join(work, "hash.img")
-	vr, err := verity.Create(ctx, rootImg, hashImg, verity.Options{})
-	if err != nil {
-		err = fmt.Errorf("verity: %w", err)
-		end("", err)
-		return nil, err
-	}
-	end(fmt.Sprintf("root hash %s, %d data blocks, %s of hashes", vr.RootHash, vr.DataBlocks, mb(vr.HashSize)), nil)
-
-	// BOOT filesystem.
-	end = p.step("boot filesystem (ext4)")
-	setA, err := in.layout.OS.Partitions.Set(disklayout.SetA)
-	if err != nil {
-		end("", err)
-		return nil, fmt.Errorf("layout: %w", err)
-	}
-	cmdline := strings.Join(append(append([]string(nil), v.Kernel.Parameters...), "gantry.roothash="+vr.RootHash), " ")
-	cmdlineFile := filepath.Join(work, "cmdline")
-	if err := os.WriteFile(cmdlineFile, []byte(cmdline+"\n"), 0o644); err != nil {
-		end("", err)
-		return nil, fmt.Errorf("cmdline: %w", err)
-	}
-	bootImg := filepath.Join(work, "boot.img")
-	if err := makeExt4(ctx, work, bootImg, ext4Options{
-		label: "GANTRY-BOOT", size: setA.Boot.Size, uuid: in.uuid("boot"), hashSeed: in.uuid("boot-hash-seed"), epoch: in.epoch,
-		extra: []string{"-O", "^has_journal"},
-		files: map[string]string{"vmlinuz": vmlinuz, "initrd.img": initrdImg, "cmdline": cmdlineFile},
-	}); err != nil {
-		end("", err)
-		return nil, fmt.Errorf("boot filesystem: %w", err)
-	}
-	end(fmt.Sprintf("%s partition image: vmlinuz, initrd.img, cmdline", mb(setA.Boot.Size)), nil)
-
-	// EFI system partition (esp.go): systemd-boot, the kernel and the
-	// selector initramfs.
-	end = p.step("EFI system partition (FAT)")
-	espImg, esp, err := buildESP(ctx, work, in, k, st.abs(k.ModulesDir), filepath.Join(binDir, InitCommand), bootLoader, vmlinuz)
-	if err != nil {
-		end("", err)
-		return nil, err
-	}
-	end(fmt.Sprintf("%s: systemd-boot, vmlinuz, selector initramfs %s", mb(esp.ImageBytes), mb(esp.SelectorBytes)), nil)
-
-	// Disk images.
-	end = p.step("disk image")
-	base := fmt.Sprintf("gantry-%s-%s-%s-%s", v.Name, v.Arch, v.Version, in.buildID)
-	diskName, dataName := base+".img", ""
-	if in.layout.Data != nil {
-		dataName = base + "-data.img"
-	}
-	if err := makeDisk(ctx, work, diskOptions{
-		layout: in.layout, esp: espImg, boot: bootImg, root: rootImg, hash: hashImg,
-		out: filepath.Join(work, diskName), dataOut: filepath.Join(work, dataName), epoch: in.epoch,
-		privateUUID: in.uuid("private"), privateSeed: in.uuid("private-hash-seed"),
-		dataID: in.uuid("data"), dataHS: in.uuid("data-hash-seed"),
-	}); err != nil {
-		end("", err)
-		return nil, err
-	}
-	end(fmt.Sprintf("%s (%d GiB, %s plan; set A filled, set B empty)", diskName, in.layout.OS.Size>>30, v.Image.PartitionPlan), nil)
-
-	// Outputs: hashes, build.json, then into the output folder.
-	end = p.step("outputs")
-	if err := os.WriteFile(filepath.Join(work, "roothash"), []byte(vr.RootHash+"\n"), 0o644); err != nil {
-		end("", err)
-		return nil, fmt.Errorf("outputs: %w", err)
-	}
-	names := []string{diskName, "esp.img", "boot.img", "root.img", "hash.img", "roothash", "vmlinuz", "initrd.img", "cmdline"}
-	if dataName != "" {
-		names = append(names, dataName)
-	}
-	sum := Summary{
-		Variant: v.Name, Arch: v.Arch, Version: v.Version, BuildID: in.buildID, Epoch: in.epoch, GoVersion: gd.version,
-		Kernel: k.Release, Cmdline: cmdline, RootHash: vr.RootHash, Salt: vr.Salt, DataBlocks: vr.DataBlocks,
-		PartitionPlan: v.Image.PartitionPlan, OSImageSizeGiB: v.Image.OSImageSizeGiB,
-		PackageCount: len(lock.Packages), Packages: lock.Packages, Commands: v.Gantry.Commands,
-		Root: RootSummary{
-			Files: nf, UncompressedBytes: nb, CompressedBytes: rootSize, HashBytes: fileSize(hashImg),
-			ModulesKept: k.Kept, ModulesShipped: k.Total, UnitsInstalled: units.installed, PrunedBytes: pr.bytes,
-			RemovedScripts: pr.scripts, FlattenedOwners: len(st.foreignOwners),
-		},
-		Boot: BootSummary{VmlinuzBytes: fileSize(vmlinuz), InitrdBytes: initrdSize, ImageBytes: fileSize(bootImg)},
-		ESP:  esp,
-	}
-	if sum.Root.RemovedScripts == nil {
-		sum.Root.RemovedScripts = []string{}
-	}
-	if sum.Outputs, err = hashFiles(work, names); err != nil {
-		end("", err)
-		return nil, fmt.Errorf("outputs: %w", err)
-	}
-	js, err := json.MarshalIndent(sum, "", "  ")
-	if err != nil {
-		end("", err)
-		return nil, fmt.Errorf("outputs: build.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "build.json"), append(js, '\n'), 0o644); err != nil {
-		end("", err)
-		return nil, fmt.Errorf("outputs: %w", err)
-	}
-	// Disk images of earlier builds of this variant would not match the new
-	// kernel command line (its root hash): remove them so nothing boots one.
-	if stale, err := filepath.Glob(filepath.Join(in.out, fmt.Sprintf("gantry-%s-%s-*.img", v.Name, v.Arch))); err == nil {
-		for _, f := range stale {
-			os.Remove(f)
-		}
-	}
-	for _, n := range append(names, "build.json") {
-		if err := os.Rename(filepath.Join(work, n), filepath.Join(in.out, n)); err != nil {
-			end("", err)
-			return nil, fmt.Errorf("outputs: %w", err)
-		}
-	}
-	end(fmt.Sprintf("%s: root %s, root hash %s", in.out, mb(rootSize), vr.RootHash[:16]+"…"), nil)
+// result is the finished build.
+func (b *builder) result() *Result {
 	return &Result{
-		Summary: sum, OutDir: in.out, DiskImage: filepath.Join(in.out, diskName),
-		LockWritten: rr.resolved, LockPath: in.lockPath, Drift: rr.drift, Timings: p.done(),
-	}, nil
+		Summary: b.sum, OutDir: b.in.out, DiskImage: filepath.Join(b.in.out, b.diskName),
+		LockWritten: b.rr.resolved, LockPath: b.in.lockPath, Drift: b.rr.drift, Timings: b.p.done(),
+	}
 }
 
 // inputs are the build's resolved inputs.
