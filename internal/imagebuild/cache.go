@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
 	"io"
 	"os"
 	"path/filepath"
@@ -90,20 +91,10 @@ func (c *debCache) addLock(name string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("package store: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, name), data); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 		return fmt.Errorf("package store: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to path through a temporary file and a
-// rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // path is where the .deb with this SHA-256 lives.

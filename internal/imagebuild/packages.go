@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
 	"os"
 	"slices"
 	"sort"
@@ -84,6 +85,9 @@ type packageSource struct {
 	dist    DistributionSpec
 	apt     *aptRoot
 	updated bool
+	// found maps the SHA-256 of each .deb already checked to its verified
+	// file (in the cache or the store), so no .deb is hashed twice.
+	found map[string]string
 }
 
 func (s *packageSource) root(ctx context.Context) (*aptRoot, error) {
@@ -202,12 +206,20 @@ func (s *packageSource) resolve(ctx context.Context, v *Variant, existing *Lock,
 }
 
 // missing lists the lock's packages that neither the cache nor the store
-// holds.
+// holds, and records the verified files of the others in s.found.
 func (s *packageSource) missing(lock *Lock) ([]LockedPackage, error) {
+	if s.found == nil {
+		s.found = map[string]string{}
+	}
 	var out []LockedPackage
 	for _, p := range lock.Packages {
+		if _, ok := s.found[p.SHA256]; ok {
+			continue
+		}
+		path := s.cache.path(p.SHA256)
 		ok, err := s.cache.has(p.SHA256)
 		if err == nil && !ok && s.store != nil {
+			path = s.store.path(p.SHA256)
 			ok, err = s.store.has(p.SHA256)
 		}
 		if err != nil {
@@ -215,7 +227,9 @@ func (s *packageSource) missing(lock *Lock) ([]LockedPackage, error) {
 		}
 		if !ok {
 			out = append(out, p)
+			continue
 		}
+		s.found[p.SHA256] = path
 	}
 	return out, nil
 }
@@ -338,14 +352,12 @@ func (s *packageSource) fetch(ctx context.Context, lock *Lock, tmp string, expor
 				os.Remove(s.cache.path(sum))
 				return nil, 0, fmt.Errorf("fetch %s=%s: the archive's .deb has SHA-256 %s, packages.lock says %s", p.Name, p.Version, sum, p.SHA256)
 			}
+			s.found[sum] = s.cache.path(sum)
 		}
 	}
 	files := make([]pkgFile, 0, len(lock.Packages))
 	for _, p := range lock.Packages {
-		path := s.cache.path(p.SHA256)
-		if ok, _ := s.cache.has(p.SHA256); !ok && s.store != nil {
-			path = s.store.path(p.SHA256)
-		}
+		path := s.found[p.SHA256]
 		fi, err := os.Stat(path)
 		if err != nil {
 			return nil, 0, fmt.Errorf("fetch %s: %w", p.Name, err)
@@ -362,8 +374,8 @@ func (s *packageSource) fetch(ctx context.Context, lock *Lock, tmp string, expor
 
 // writeLock writes the lock file atomically.
 func writeLock(path, variant string, l *Lock) error {
-	if err := writeFileAtomic(path, l.Marshal(variant)); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err := durable.WriteFile(path, l.Marshal(variant), 0o644); err != nil {
+		return err
 	}
 	return nil
 }

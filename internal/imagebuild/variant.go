@@ -222,16 +222,14 @@ func LoadVariant(dir, defaultVersion string) (*Variant, error) {
 // relative to its folder. Unknown keys are errors. Raw becomes the base's
 // bytes followed by the variant's, so that both count in the image digest.
 func ParseVariant(raw []byte, file string) (*Variant, error) {
-	v := &Variant{}
-	head := struct {
-		Base string `toml:"base"`
-	}{}
-	if _, err := toml.Decode(string(raw), &head); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+	own, ownKeys, err := decodeVariantFile(raw, file)
+	if err != nil {
+		return nil, err
 	}
+	v := &Variant{}
 	var all []byte
-	if head.Base != "" {
-		basePath := head.Base
+	if own.Base != "" {
+		basePath := own.Base
 		if !filepath.IsAbs(basePath) {
 			basePath = filepath.Join(filepath.Dir(file), basePath)
 		}
@@ -239,17 +237,17 @@ func ParseVariant(raw []byte, file string) (*Variant, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: base: %w", file, err)
 		}
-		if err := decodeVariantFile(v, baseRaw, basePath); err != nil {
+		base, baseKeys, err := decodeVariantFile(baseRaw, basePath)
+		if err != nil {
 			return nil, err
 		}
-		if v.Base != "" {
+		if base.Base != "" {
 			return nil, fmt.Errorf("%s: base: a base file cannot name another base", basePath)
 		}
+		layer(reflect.ValueOf(v).Elem(), reflect.ValueOf(base).Elem(), baseKeys, nil)
 		all = append(append(all, baseRaw...), "\x00"...)
 	}
-	if err := decodeVariantFile(v, raw, file); err != nil {
-		return nil, err
-	}
+	layer(reflect.ValueOf(v).Elem(), reflect.ValueOf(own).Elem(), ownKeys, nil)
 	v.Raw = append(all, raw...)
 	v.setDefaults()
 	if err := v.validate(); err != nil {
@@ -258,52 +256,53 @@ func ParseVariant(raw []byte, file string) (*Variant, error) {
 	return v, nil
 }
 
-// decodeVariantFile decodes one file over v: its keys replace v's, but a
-// list of strings extends the one before it (extendList). A keyring it
-// names is made absolute against its folder.
-func decodeVariantFile(v *Variant, raw []byte, file string) error {
-	keyring := v.Distribution.Keyring
-	v.Distribution.Keyring = ""
-	// The decoder fills a slice of tables in place, which would merge a
-	// variant's [[distribution.sources]] into the base's: a file that
-	// names such an array replaces it whole.
-	var keys map[string]any
-	if _, err := toml.Decode(string(raw), &keys); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	if d, ok := keys["distribution"].(map[string]any); ok && d["sources"] != nil {
-		v.Distribution.Sources = nil
-	}
-	if keys["groups"] != nil {
-		v.Groups = nil
-	}
-	if keys["users"] != nil {
-		v.Users = nil
-	}
-	base := stringLists(reflect.ValueOf(v).Elem(), nil)
-	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(v)
+// decodeVariantFile decodes one file on its own: its values, and which keys
+// it sets. A keyring it names is made absolute against its folder.
+func decodeVariantFile(raw []byte, file string) (*Variant, toml.MetaData, error) {
+	f := &Variant{}
+	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(f)
 	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	for _, l := range stringLists(reflect.ValueOf(v).Elem(), nil) {
-		if md.IsDefined(l.key...) {
-			l.field.Set(reflect.ValueOf(extendList(base[strings.Join(l.key, ".")].list, l.list)))
-		}
+		return nil, md, fmt.Errorf("%s: %w", file, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return fmt.Errorf("%s: unknown keys: %s", file, strings.Join(keys, ", "))
+		return nil, md, fmt.Errorf("%s: unknown keys: %s", file, strings.Join(keys, ", "))
 	}
-	switch k := v.Distribution.Keyring; {
-	case k == "":
-		v.Distribution.Keyring = keyring
-	case !filepath.IsAbs(k):
-		v.Distribution.Keyring = filepath.Join(filepath.Dir(file), k)
+	if k := f.Distribution.Keyring; k != "" && !filepath.IsAbs(k) {
+		f.Distribution.Keyring = filepath.Join(filepath.Dir(file), k)
 	}
-	return nil
+	return f, md, nil
+}
+
+// layer puts the keys a file sets (md) over dst, field by field: a list of
+// strings extends dst's (extendList), a table's keys are added to dst's,
+// and any other value, arrays of tables included, replaces dst's.
+func layer(dst, src reflect.Value, md toml.MetaData, prefix []string) {
+	t := dst.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := append(slices.Clone(prefix), name)
+		d, s := dst.Field(i), src.Field(i)
+		switch {
+		case d.Kind() == reflect.Struct:
+			layer(d, s, md, key)
+		case !md.IsDefined(key...):
+		case d.Kind() == reflect.Slice && d.Type().Elem().Kind() == reflect.String:
+			d.Set(reflect.ValueOf(extendList(d.Interface().([]string), s.Interface().([]string))))
+		case d.Kind() == reflect.Map && !d.IsNil():
+			for it := s.MapRange(); it.Next(); {
+				d.SetMapIndex(it.Key(), it.Value())
+			}
+		default:
+			d.Set(s)
+		}
+	}
 }
 
 func (v *Variant) setDefaults() {
@@ -426,38 +425,6 @@ func (v *Variant) validate() error {
 		return fmt.Errorf("invalid variant:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return nil
-}
-
-// stringList is one []string field of the variant, by its TOML key.
-type stringList struct {
-	key   []string
-	field reflect.Value
-	list  []string
-}
-
-// stringLists finds the []string fields of the struct rv (and of the
-// structs in it), keyed by their dotted TOML key. It does not look into
-// slices of tables: those are replaced whole.
-func stringLists(rv reflect.Value, prefix []string) map[string]stringList {
-	out := map[string]stringList{}
-	t := rv.Type()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		key := append(slices.Clone(prefix), name)
-		f := rv.Field(i)
-		switch {
-		case f.Kind() == reflect.Struct:
-			for k, l := range stringLists(f, key) {
-				out[k] = l
-			}
-		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
-			out[strings.Join(key, ".")] = stringList{key: key, field: f, list: slices.Clone(f.Interface().([]string))}
-		}
-	}
-	return out
 }
 
 // extendList is a base's list extended by a variant's: the variant's

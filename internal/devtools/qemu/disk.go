@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/pkg/durable"
 	"io"
 	"os"
 	"os/exec"
@@ -102,7 +103,7 @@ func prepareDisk(ctx context.Context, o Options) (disk, error) {
 	if err := resizeDisk(ctx, o, d); err != nil {
 		return disk{}, err
 	}
-	if err := writeFileAtomic(srcFile, []byte(stamp)); err != nil {
+	if err := durable.WriteFile(srcFile, []byte(stamp), 0o644); err != nil {
 		return disk{}, err
 	}
 	o.Logger.Info("new disk", "disk", d.path, "mode", mode, "image", o.Image)
@@ -211,17 +212,6 @@ func sparseCopy(ctx context.Context, dst, src string) (err error) {
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("copy disk image: %w", err)
-	}
-	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"strings"
 
 	"github.com/gantry-os/gantry/internal/update/updateapi"
 	"github.com/gantry-os/gantry/internal/update/updog"
@@ -51,16 +50,15 @@ func NewUpdates(ctx context.Context, store *datastore.Store, rel osrelease.Relea
 // settingsUpdates reads settings.updates from live data into cfg, with the
 // reader updog uses (updog.RepoSettings).
 func settingsUpdates(ctx context.Context, store *datastore.Store, cfg *updog.Config) error {
-	const prefix = "settings.updates."
-	pairs, err := store.GetPrefix(ctx, datastore.Live, prefix)
+	pairs, err := store.GetPrefix(ctx, datastore.Live, "settings.updates.")
 	if err != nil {
 		return err
 	}
-	obj := map[string]json.RawMessage{}
-	for k, v := range pairs {
-		obj[strings.TrimPrefix(k, prefix)] = v
+	tree, err := datastore.Unflatten(pairs, 2)
+	if err != nil {
+		return err
 	}
-	doc, err := json.Marshal(obj)
+	doc, err := json.Marshal(tree)
 	if err != nil {
 		return err
 	}

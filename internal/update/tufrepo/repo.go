@@ -568,40 +568,9 @@ func (r *Repo) writeRoot(root *metadata.Metadata[metadata.RootType]) error {
 	return writeAtomic(r.MetadataDir(), "root.json", b)
 }
 
-// writeAtomic writes dir/name through a temporary file that is synced and
-// renamed over it; then it syncs dir. A reader sees the old file or the
-// new one, whole.
+// writeAtomic writes dir/name whole or not at all (durable.WriteFile).
 func writeAtomic(dir, name string, b []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	if err := durable.SyncDir(dir); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	return nil
+	return durable.WriteFile(filepath.Join(dir, name), b, 0o644)
 }
 
 // checkNotExpired refuses a repository any of whose roles has expired.
