@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-os/gantry/internal/boot/powerbutton"
 	"github.com/gantry-os/gantry/internal/devtools/apibridge"
 	"github.com/gantry-os/gantry/internal/node/apiclient"
+	"github.com/gantry-os/gantry/internal/node/netdog"
 	"github.com/gantry-os/gantry/internal/settings/apiserver"
 	"github.com/gantry-os/gantry/internal/settings/applier"
 	"github.com/gantry-os/gantry/internal/settings/committer"
@@ -36,6 +37,7 @@ func commands() map[string]multicall.Func {
 		"apiserver":          apiserver.Main,
 		"early-boot-config":  earlyboot.Main,
 		"migrator":           migrator.Main,
+		"netdog":             netdog.Main,
 		"power-button":       powerbutton.Main,
 		"prepare-local-fs":   localfs.Main,
 		"settings-applier":   applier.Main,

@@ -4,10 +4,9 @@
 // Two halves use the same Forwarder:
 //
 //   - In the guest, the api-bridge command listens on TCP port 8081 and
-//     forwards each connection to /run/api.sock. It can also load the
-//     network driver and give the guest's interface QEMU's user-network
-//     address (10.0.2.15/24, gateway 10.0.2.2) over rtnetlink, so it needs
-//     neither udev, networkd nor a DHCP client in the image.
+//     forwards each connection to /run/api.sock. It does nothing to the
+//     network: the node configures its own (netdog and systemd-networkd,
+//     DHCP from QEMU's user network), as on any machine.
 //   - On the host, package qemu listens on a Unix socket in the node's run
 //     directory and forwards each connection to QEMU's hostfwd port on
 //     127.0.0.1, so apiclient --socket-path works as on a node.

@@ -71,6 +71,11 @@ func (l launch) args() []string {
 	a = append(a,
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", l.hostPort, o.GuestPort),
 		"-device", "virtio-net-pci,netdev=n0",
+	)
+	for i, nic := range o.NICs {
+		a = append(a, nic.args(i+1, o.GuestPort)...)
+	}
+	a = append(a,
 		// An entropy source, as clouds give (RDRAND or virtio-rng): QEMU's
 		// TCG CPU has no RDRAND, and without it the guest's RNG is not ready
 		// until seconds into the boot, stalling every getrandom(2) caller.
@@ -82,6 +87,9 @@ func (l launch) args() []string {
 	}
 	if o.UserData != "" {
 		a = append(a, "-fw_cfg", fmt.Sprintf("name=%s,file=%s", UserDataFwCfg, escape(o.UserData)))
+	}
+	if o.NetTOML != "" {
+		a = append(a, "-fw_cfg", fmt.Sprintf("name=%s,file=%s", NetTOMLFwCfg, escape(o.NetTOML)))
 	}
 	if o.NoReboot {
 		a = append(a, "-no-reboot")

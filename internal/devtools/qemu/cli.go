@@ -37,6 +37,7 @@ func NewCommand() *cobra.Command {
 		userData, runDirFlag string
 		repoDir              string
 		noRepo               bool
+		nics                 []string
 	)
 	var diskSize string
 	cmd := &cobra.Command{
@@ -54,7 +55,9 @@ kexecs its kernel; gantry run then loads nothing.
 
 The disk image is not written: the node runs on a sparse copy in the run directory (or,
 when booting files, a qcow2 overlay), which a later run of the same image boots again,
-datastore included (--fresh starts over). User data goes in through fw_cfg.
+datastore included (--fresh starts over). User data goes in through fw_cfg, and so does
+--net-toml. The guest's eth0 is on QEMU's user network (10.0.2.0/24, DHCP, DNS at
+10.0.2.3, the host at 10.0.2.2), which the node configures itself, as any machine.
 
 The node's settings API is on <run dir>/api.sock, through QEMU's user-network port
 forward to the guest's api-bridge. The serial console is logged to <run dir>/console.log.
@@ -106,6 +109,13 @@ make run does. --no-update-repo turns this off.`,
 			if !noUserData {
 				o.UserData = userData
 			}
+			for _, s := range nics {
+				nic, err := ParseNIC(s)
+				if err != nil {
+					return cli.UsageError{Err: err}
+				}
+				o.NICs = append(o.NICs, nic)
+			}
 			o.UpdateRepo = updateRepoDir(o, repoDir, noRepo)
 			if echo {
 				o.Console = cmd.OutOrStdout()
@@ -126,6 +136,8 @@ make run does. --no-update-repo turns this off.`,
 	f.StringVar(&runDirFlag, "run-dir", "", "the node's disk, sockets and logs (default: run/<build dir name>)")
 	f.StringVar(&userData, "user-data", DefaultUserData, "user-data TOML passed through fw_cfg (first boot)")
 	f.BoolVar(&noUserData, "no-user-data", false, "pass no user data")
+	f.StringVar(&o.NetTOML, "net-toml", "", "net.toml passed through fw_cfg: the node's network configuration (default: DHCP on eth0)")
+	f.StringArrayVar(&nics, "nic", nil, "another NIC (eth1, eth2, ...) on a user network of its own: SUBNET[,mac=MAC], e.g. 10.0.3.0/24 (repeatable)")
 	f.StringVar(&repoDir, "update-repo", "", "local update repository to publish the build's release to and serve the node (default: <run dir>/repo, when booting a build directory)")
 	f.BoolVar(&noRepo, "no-update-repo", false, "serve no update repository")
 	f.IntVar(&o.UpdateRepoPort, "update-repo-port", 0, "port of the update repository on 127.0.0.1 (default: the one this run directory used before, else a free one)")

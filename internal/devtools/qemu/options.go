@@ -26,6 +26,9 @@ const (
 	// UserDataFwCfg is the fw_cfg entry early-boot-config reads
 	// (/sys/firmware/qemu_fw_cfg/by_name/opt/gantry/user-data/raw).
 	UserDataFwCfg = "opt/gantry/user-data"
+	// NetTOMLFwCfg is the fw_cfg entry netdog reads a net.toml from
+	// (/sys/firmware/qemu_fw_cfg/by_name/opt/gantry/net.toml/raw).
+	NetTOMLFwCfg = "opt/gantry/net.toml"
 	// BridgeKernelArg turns on the guest's api-bridge unit
 	// (ConditionKernelCommandLine=gantry.api-bridge).
 	BridgeKernelArg = "gantry.api-bridge"
@@ -134,6 +137,13 @@ type Options struct {
 	// UserData is a user-data file passed as fw_cfg opt/gantry/user-data;
 	// empty passes none.
 	UserData string
+	// NetTOML is a net.toml passed as fw_cfg opt/gantry/net.toml, the
+	// node's network configuration (docs/networking.md); empty passes none,
+	// and the node takes DHCP on its first interface.
+	NetTOML string
+	// NICs are network interfaces after the first (eth1, eth2, ...), each
+	// on a user-mode network of its own.
+	NICs []NIC
 
 	// UpdateRepo, when set, is a local update repository for the node, a
 	// development repository (tufrepo.EnsureDev) such as gantry run keeps
@@ -277,6 +287,16 @@ func (o Options) resolve() (Options, error) {
 			return o, fmt.Errorf("user data: %w", err)
 		}
 	}
+	if o.NetTOML != "" {
+		if _, err := os.Stat(o.NetTOML); err != nil {
+			return o, fmt.Errorf("net.toml: %w", err)
+		}
+	}
+	for i, nic := range o.NICs {
+		if err := nic.check(); err != nil {
+			return o, fmt.Errorf("NIC %d: %w", i+1, err)
+		}
+	}
 	if o.UpdateRepo != "" && o.BuildDir == "" {
 		return o, errors.New("update repository: publishing the booted release needs the image's build directory")
 	}
@@ -342,7 +362,7 @@ func (o Options) resolve() (Options, error) {
 		*p = a
 		return nil
 	}
-	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.RunDir, &o.OVMF, &o.BuildDir, &o.UpdateRepo} {
+	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.NetTOML, &o.RunDir, &o.OVMF, &o.BuildDir, &o.UpdateRepo} {
 		if err := abs(p); err != nil {
 			return o, err
 		}

@@ -8,11 +8,21 @@ import (
 	"io"
 	"os"
 
+	"github.com/gantry-os/gantry/internal/network/netdog"
 	"github.com/spf13/cobra"
 )
 
+// nothing turns "no network yet" into ErrNothing: sundog then leaves the
+// setting unset, and a later boot generates it.
+func nothing(err error) error {
+	if errors.Is(err, netdog.ErrNoPrimary) || errors.Is(err, netdog.ErrNoAddress) {
+		return fmt.Errorf("%w: %v", ErrNothing, err)
+	}
+	return err
+}
+
 // NewCommand returns the settings-generator command line.
-func NewCommand(out io.Writer, n Net) *cobra.Command {
+func NewCommand(out io.Writer, n netdog.Host) *cobra.Command {
 	emit := func(v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -31,19 +41,19 @@ func NewCommand(out io.Writer, n Net) *cobra.Command {
 				}
 				return emit(s)
 			}},
-		&cobra.Command{Use: "hostname", Short: "The host name: reverse DNS of the node's address, else ip-a-b-c-d", Args: cobra.NoArgs,
+		&cobra.Command{Use: "hostname", Short: "The host name: from DHCP, else reverse DNS of the node's address, else ip-a-b-c-d", Args: cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
 				h, err := n.Hostname(c.Context())
 				if err != nil {
-					return err
+					return nothing(err)
 				}
 				return emit(h)
 			}},
-		&cobra.Command{Use: "node-ip", Short: "The node's primary IPv4 address", Args: cobra.NoArgs,
+		&cobra.Command{Use: "node-ip", Short: "The primary interface's address (IPv4 first)", Args: cobra.NoArgs,
 			RunE: func(*cobra.Command, []string) error {
 				ip, err := n.NodeIP()
 				if err != nil {
-					return err
+					return nothing(err)
 				}
 				return emit(ip.String())
 			}},
@@ -54,7 +64,7 @@ func NewCommand(out io.Writer, n Net) *cobra.Command {
 // Main runs settings-generator. Exit 2 means "nothing to offer" (sundog
 // skips the setting), so every other failure, usage errors included, exits 1.
 func Main(ctx context.Context, args []string) int {
-	cmd := NewCommand(os.Stdout, System())
+	cmd := NewCommand(os.Stdout, netdog.SystemHost())
 	cmd.SetArgs(args)
 	cmd.SilenceErrors, cmd.SilenceUsage = true, true
 	err := cmd.ExecuteContext(ctx)

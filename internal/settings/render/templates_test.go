@@ -26,8 +26,6 @@ func TestTemplates(t *testing.T) {
 		{name: "hostname-unset", template: "hostname", settings: `{}`},
 		{name: "chrony", template: "chrony-conf", settings: `{"ntp": {"time-servers": ["0.pool.ntp.org", "10.0.0.5"], "options": ["iburst", "minpoll 4"]}}`},
 		{name: "chrony-no-options", template: "chrony-conf", settings: `{"ntp": {"time-servers": ["time.example"]}}`},
-		{name: "resolv", template: "resolv-conf", settings: `{"dns": {"name-servers": ["10.0.2.3", "fd00::53"], "search-list": ["example.com", "corp.example"]}}`},
-		{name: "resolv-none", template: "resolv-conf", settings: `{}`},
 		{name: "hosts", template: "etc-hosts", settings: `{"network": {"hostname": "node-1.example", "hosts": [["10.0.0.10", ["registry.internal", "registry"]], ["fd00::10", ["v6.internal"]]]}}`},
 		{name: "hosts-default", template: "etc-hosts", settings: `{}`},
 		{name: "sysctl", template: "sysctl-conf", settings: `{"kernel": {"sysctl": {"vm.max_map_count": "262144", "net.ipv4.ip_forward": "1"}}}`},

@@ -1,8 +1,9 @@
 // Command guestinit is /init of the initramfs TestBridgeInGuest boots: a
 // stand-in for the node's userspace. It mounts the API file systems, loads
-// qemu_fw_cfg, serves a tiny API on /run/api.sock that reports the fw_cfg
-// user data, and runs the real api-bridge (module loading, rtnetlink
-// configuration, forwarding) exactly as the unit does.
+// qemu_fw_cfg and the NIC driver, gives the interface QEMU's user-network
+// address (a node's networkd would take it by DHCP), serves a tiny API on
+// /run/api.sock that reports the fw_cfg user data, and runs the real
+// api-bridge exactly as the unit does.
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gantry-os/gantry/internal/devtools/apibridge"
+	"github.com/gantry-os/gantry/internal/devtools/qemu/testguest"
 )
 
 func main() {
@@ -29,8 +32,15 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
 	ctx := context.Background()
-	loaded, err := apibridge.ModuleLoader{Dir: "/lib/modules"}.Load(ctx, "qemu_fw_cfg")
-	log.Info("guestinit: fw_cfg", "loaded", loaded, "error", err)
+	loaded, err := testguest.ModuleLoader{Dir: "/lib/modules"}.Load(ctx, "qemu_fw_cfg", "virtio_pci", "virtio_net")
+	log.Info("guestinit: modules", "loaded", loaded, "error", err)
+	go func() {
+		nctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		name, err := testguest.Configure(nctx, testguest.NetConfig{
+			Address: netip.MustParsePrefix("10.0.2.15/24"), Gateway: netip.MustParseAddr("10.0.2.2")})
+		log.Info("guestinit: network", "interface", name, "error", err)
+	}()
 	var ud []byte
 	for range 50 {
 		if ud, err = os.ReadFile("/sys/firmware/qemu_fw_cfg/by_name/opt/gantry/user-data/raw"); err == nil {
@@ -46,9 +56,7 @@ func main() {
 		fmt.Fprintf(w, `{"variant_id":"guestinit","user_data":%q}`, strings.TrimSpace(string(ud)))
 	}))
 	// The flags of api-bridge.service.
-	code := apibridge.Main(ctx, []string{"--listen", ":8081", "--socket-path", "/run/api.sock",
-		"--module-dir", "/lib/modules", "--load-modules", "virtio_pci,virtio_net",
-		"--address", "10.0.2.15/24", "--gateway", "10.0.2.2"})
+	code := apibridge.Main(ctx, []string{"--listen", ":8081", "--socket-path", "/run/api.sock"})
 	log.Error("guestinit: api-bridge ended", "code", code)
 	select {}
 }

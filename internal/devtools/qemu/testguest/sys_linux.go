@@ -1,6 +1,6 @@
 //go:build linux
 
-package apibridge
+package testguest
 
 import (
 	"fmt"

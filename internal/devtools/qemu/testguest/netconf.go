@@ -1,4 +1,4 @@
-package apibridge
+package testguest
 
 import (
 	"context"

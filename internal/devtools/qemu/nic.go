@@ -1,0 +1,76 @@
+package qemu
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// NIC is a network interface after the guest's first: a virtio NIC on a
+// user-mode network of its own (QEMU's DHCP leases it .15 of Net, unless
+// the node's net.toml gives it a static address).
+type NIC struct {
+	// Net is the user network's subnet, such as 10.0.3.0/24.
+	Net netip.Prefix
+	// MAC is the NIC's address; empty lets QEMU choose (52:54:00:12:34:56
+	// plus the NIC's index).
+	MAC string
+	// Forward, when set, forwards HostPort on the host's 127.0.0.1 to the
+	// guest's api-bridge port on this address of the NIC: the host reaches
+	// the API only when the guest has this address on this interface.
+	Forward  netip.Addr
+	HostPort int
+}
+
+// ParseNIC reads the --nic flag: SUBNET[,mac=MAC].
+func ParseNIC(s string) (NIC, error) {
+	fields := strings.Split(s, ",")
+	var n NIC
+	var err error
+	if n.Net, err = netip.ParsePrefix(fields[0]); err != nil {
+		return n, fmt.Errorf("--nic %q: the first field must be the network's subnet, like 10.0.3.0/24", s)
+	}
+	for _, f := range fields[1:] {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "mac":
+			n.MAC = v
+		default:
+			return n, fmt.Errorf("--nic %q: unknown option %q (mac=)", s, k)
+		}
+	}
+	return n, n.check()
+}
+
+func (n NIC) check() error {
+	if !n.Net.IsValid() || !n.Net.Addr().Is4() || n.Net.Bits() > 29 {
+		return fmt.Errorf("network %v: want an IPv4 subnet of /29 or larger", n.Net)
+	}
+	if n.MAC != "" {
+		if m, err := net.ParseMAC(n.MAC); err != nil || len(m) != 6 {
+			return fmt.Errorf("MAC %q: want six bytes like 52:54:00:12:34:57", n.MAC)
+		}
+	}
+	if n.Forward.IsValid() && !n.Net.Contains(n.Forward) {
+		return fmt.Errorf("forward address %v is outside %v", n.Forward, n.Net)
+	}
+	if n.Forward.IsValid() && (n.HostPort <= 0 || n.HostPort > 65535) {
+		return fmt.Errorf("forward to %v needs a host port", n.Forward)
+	}
+	return nil
+}
+
+func (n NIC) args(index, guestPort int) []string {
+	id := "n" + strconv.Itoa(index)
+	netdev := fmt.Sprintf("user,id=%s,net=%s", id, n.Net.Masked())
+	if n.Forward.IsValid() {
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", n.HostPort, n.Forward, guestPort)
+	}
+	dev := "virtio-net-pci,netdev=" + id
+	if n.MAC != "" {
+		dev += ",mac=" + n.MAC
+	}
+	return []string{"-netdev", netdev, "-device", dev}
+}
