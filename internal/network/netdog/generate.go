@@ -106,9 +106,17 @@ type Generated struct {
 // in Generated.UserError for the console.
 func Generate(p Paths) (*Generated, error) {
 	g := &Generated{}
-	cfg, err := p.userConfig()
+	cfg, err := p.netTOML()
 	if err != nil {
 		g.UserError = err
+	}
+	if cfg == nil {
+		// No net.toml, or a bad one: the kernel command line's default
+		// interface, else the first interface.
+		cfg, err = p.cmdlineConfig()
+		if err != nil {
+			g.UserError = errors.Join(g.UserError, err)
+		}
 	}
 	if cfg == nil {
 		first, ferr := p.firstInterface()
@@ -126,9 +134,8 @@ func Generate(p Paths) (*Generated, error) {
 	return g, nil
 }
 
-// userConfig is the user's configuration: net.toml, else the kernel
-// command line; nil when there is none.
-func (p Paths) userConfig() (*netconfig.Config, error) {
+// netTOML is the user's net.toml, nil when there is none.
+func (p Paths) netTOML() (*netconfig.Config, error) {
 	for _, path := range p.NetTOML {
 		data, err := os.ReadFile(path)
 		if errors.Is(err, os.ErrNotExist) {
@@ -144,6 +151,12 @@ func (p Paths) userConfig() (*netconfig.Config, error) {
 		c.Source = path
 		return c, nil
 	}
+	return nil, nil
+}
+
+// cmdlineConfig is netdog.default-interface= of the kernel command line,
+// nil when it has none.
+func (p Paths) cmdlineConfig() (*netconfig.Config, error) {
 	cmdline, err := os.ReadFile(p.Cmdline)
 	if err != nil {
 		return nil, fmt.Errorf("read kernel command line: %w", err)

@@ -129,7 +129,7 @@ func network(d netconfig.Device, primary bool, vlans []string) File {
 	// DHCPv6 when the network's routers ask for it.
 	if d.DHCP6 != nil || len(d.Static6) > 0 {
 		u.set("LinkLocalAddressing", "ipv6")
-		u.set("IPv6AcceptRA", d.DHCP6 != nil)
+		u.set("IPv6AcceptRA", map[bool]string{true: "yes", false: "no"}[d.DHCP6 != nil])
 	} else {
 		u.set("LinkLocalAddressing", "no")
 		u.set("IPv6AcceptRA", "no")

@@ -77,26 +77,7 @@ func NewCommand(h netdog.Host, o IO) *cobra.Command {
 				return writeResolv(c.Context(), h, socket, o)
 			},
 		},
-		&cobra.Command{
-			Use:   "online",
-			Short: "After network-online.target: write resolv.conf and print the primary interface's state on the console",
-			Args:  cobra.NoArgs,
-			RunE: func(c *cobra.Command, _ []string) error {
-				if err := writeResolv(c.Context(), h, socket, o); err != nil {
-					fmt.Fprintf(o.Err, "netdog: %v\n", err)
-				}
-				link, err := h.Primary()
-				if err != nil {
-					return err
-				}
-				if !link.Online() {
-					fmt.Fprintf(o.Err, "netdog: network NOT online: %s\n", link)
-					return errReported
-				}
-				fmt.Fprintf(o.Out, "netdog: network online: %s\n", link)
-				return nil
-			},
-		},
+		onlineCommand(h, &socket, o),
 		&cobra.Command{
 			Use:   "set-hostname",
 			Short: "Give the kernel the host name settings-applier rendered into /etc/hostname",
@@ -136,6 +117,47 @@ func NewCommand(h netdog.Host, o IO) *cobra.Command {
 		},
 	)
 	return root
+}
+
+// onlineCommand is `netdog online`, run once network-online.target is
+// reached.
+func onlineCommand(h netdog.Host, socket *string, o IO) *cobra.Command {
+	var console string
+	c := &cobra.Command{
+		Use:   "online",
+		Short: "After network-online.target: write resolv.conf and print the primary interface's state",
+		Long: `online writes resolv.conf and prints the primary interface's addresses, default route and
+DHCP name servers. With --console it also writes that line to the console device itself, at
+once (a unit's journal+console output reaches the console only when journald gets to it).`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			say := func(w io.Writer, format string, a ...any) {
+				fmt.Fprintf(w, format, a...)
+				if console != "" {
+					if f, err := os.OpenFile(console, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+						fmt.Fprintf(f, format, a...)
+						f.Close()
+					}
+				}
+			}
+			if err := writeResolv(c.Context(), h, *socket, o); err != nil {
+				fmt.Fprintf(o.Err, "netdog: %v\n", err)
+			}
+			link, err := h.Primary()
+			if err != nil {
+				say(o.Err, "netdog: network NOT online: %v\n", err)
+				return errReported
+			}
+			if !link.Online() {
+				say(o.Err, "netdog: network NOT online: %s\n", link)
+				return errReported
+			}
+			say(o.Out, "netdog: network online: %s\n", link)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&console, "console", "", "also write the state line to this device (/dev/console)")
+	return c
 }
 
 func writeResolv(ctx context.Context, h netdog.Host, socket string, o IO) error {
