@@ -17,16 +17,16 @@ type NTPSettings struct {
 
 // NetworkSettings configure the host's network identity and proxies.
 type NetworkSettings struct {
-	Hostname   *ValidLinuxHostname `json:"hostname,omitempty" doc:"The host name; generated from the node's address when unset."`
+	Hostname   *ValidLinuxHostname `json:"hostname,omitempty" doc:"The host name; when unset, generated at first boot: DHCP's, else the reverse DNS name of the node's address, else ip-a-b-c-d."`
 	Hosts      EtcHostsEntries     `json:"hosts,omitempty" doc:"Static /etc/hosts entries as [address, [names]] pairs."`
-	HTTPSProxy *URL                `json:"https-proxy,omitempty" doc:"HTTPS proxy for containerd, the orchestrator agent and updates."`
-	NoProxy    []SingleLineString  `json:"no-proxy,omitempty" doc:"Hosts that bypass the proxy; localhost and 127.0.0.1 are always added."`
+	HTTPSProxy *URL                `json:"https-proxy,omitempty" doc:"Proxy for everything that goes out: updog (http and https repositories), containerd, host containers, the orchestrator agent."`
+	NoProxy    []SingleLineString  `json:"no-proxy,omitempty" doc:"Hosts, domains (.example.com) and CIDR ranges that bypass the proxy; localhost and 127.0.0.1 are always added (and the Kubernetes API server and .cluster-domain on Kubernetes nodes)."`
 }
 
 // DNSSettings configure name resolution.
 type DNSSettings struct {
-	NameServers []IPAddress          `json:"name-servers,omitempty" doc:"Name servers, written to /etc/resolv.conf."`
-	SearchList  []ValidLinuxHostname `json:"search-list,omitempty" doc:"Search domains, written to /etc/resolv.conf."`
+	NameServers []IPAddress          `json:"name-servers,omitempty" doc:"Name servers for /etc/resolv.conf; when unset, the ones DHCP gives the primary interface."`
+	SearchList  []ValidLinuxHostname `json:"search-list,omitempty" doc:"Search domains for /etc/resolv.conf; when unset, DHCP's."`
 }
 
 // KernelModule controls one kernel module.

@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gantry-os/gantry/pkg/version"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/gantry-os/gantry/internal/update/manifest"
 	"github.com/gantry-os/gantry/internal/update/signpost"
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
+	"github.com/gantry-os/gantry/pkg/version"
 )
 
 // TestUpdateAndRollbackInVM proves the image-based update end to end on a
@@ -234,6 +238,35 @@ func TestUpdateAndRollbackInVM(t *testing.T) {
 	}
 	step("update check: no update available")
 
+	// The node's own network (DHCP, no help from the bridge) reached the
+	// repository on the host (10.0.2.2). Names resolve through 10.0.2.3,
+	// the name server QEMU's DHCP gave: an unknown name fails with that
+	// server's answer.
+	r := n.UpdateRepo()
+	api("set", "updates.metadata-base-url=http://gantry-dns-check.invalid/metadata/")
+	if code, _, errs := apiclientRun("update", "check"); code == 0 || !strings.Contains(errs, "lookup gantry-dns-check.invalid on 10.0.2.3:53: no such host") {
+		t.Fatalf("update check with an unknown host name: exit %d, %s", code, errs)
+	}
+	api("set", "updates.metadata-base-url="+r.Guest.Metadata)
+	// settings.network.https-proxy: updog goes through it (the proxy on
+	// the host's loopback is the guest's 10.0.2.2), fails when it is down,
+	// and goes around it for a no-proxy host.
+	proxy := startForwardProxy(t)
+	api("set", fmt.Sprintf("network.https-proxy=http://10.0.2.2:%d", proxy.port))
+	if st := check(); st.UpdateState != "Idle" || proxy.count() == 0 || !strings.Contains(proxy.last(), "/metadata/") {
+		t.Fatalf("update check through the proxy: %+v; the proxy saw %d requests (last %q)", st, proxy.count(), proxy.last())
+	}
+	api("set", "network.https-proxy=http://10.0.2.2:1")
+	if code, _, errs := apiclientRun("update", "check"); code == 0 || !strings.Contains(errs, "proxyconnect") {
+		t.Fatalf("update check through a proxy that is down: exit %d, %s", code, errs)
+	}
+	api("set", `network.no-proxy=["10.0.2.2"]`)
+	seen := proxy.count()
+	if st := check(); st.UpdateState != "Idle" || proxy.count() != seen {
+		t.Fatalf("update check with the repository in no-proxy: %+v, proxy requests %d → %d", st, seen, proxy.count())
+	}
+	step("network: DHCP, names through 10.0.2.3, the proxy and no-proxy")
+
 	// 0.2.0 is published, with no migration between the two.
 	if _, err := repo.AddRelease(ctx, tufrepo.Release{Variant: "metal-dev", Arch: "x86_64", Version: v020,
 		Boot: filepath.Join(b2, "boot.img"), Root: filepath.Join(b2, "root.img"), Hash: filepath.Join(b2, "hash.img"),
@@ -305,4 +338,70 @@ type updateStatus struct {
 		} `json:"image"`
 		NextToBoot bool `json:"next_to_boot"`
 	} `json:"active_partition"`
+}
+
+// forwardProxy is an HTTP forward proxy on the host's loopback that
+// records the URLs it is asked for; the guest's 10.0.2.2 is the host's
+// 127.0.0.1.
+type forwardProxy struct {
+	port int
+	mu   sync.Mutex
+	urls []string
+}
+
+func startForwardProxy(t *testing.T) *forwardProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &forwardProxy{port: ln.Addr().(*net.TCPAddr).Port}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.IsAbs() {
+			http.Error(w, "not a proxy request", http.StatusBadRequest)
+			return
+		}
+		p.mu.Lock()
+		p.urls = append(p.urls, r.URL.String())
+		p.mu.Unlock()
+		u := *r.URL
+		if u.Hostname() == "10.0.2.2" {
+			u.Host = net.JoinHostPort("127.0.0.1", u.Port())
+		}
+		out, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		out.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return p
+}
+
+func (p *forwardProxy) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.urls)
+}
+
+func (p *forwardProxy) last() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.urls) == 0 {
+		return ""
+	}
+	return p.urls[len(p.urls)-1]
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/gantry-os/gantry/pkg/version"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 
@@ -66,7 +67,27 @@ func settingsUpdates(ctx context.Context, store *datastore.Store, cfg *updog.Con
 	if err != nil {
 		return err
 	}
-	return s.Apply(cfg)
+	if err := s.Apply(cfg); err != nil {
+		return err
+	}
+	// The proxy: settings.network, and settings.kubernetes for the
+	// automatic no-proxy entries.
+	pairs = map[string]json.RawMessage{}
+	for _, prefix := range []string{"settings.network.", "settings.kubernetes."} {
+		p, err := store.GetPrefix(ctx, datastore.Live, prefix)
+		if err != nil {
+			return err
+		}
+		maps.Copy(pairs, p)
+	}
+	tree, err = datastore.Unflatten(pairs, 1)
+	if err != nil {
+		return err
+	}
+	if doc, err = json.Marshal(tree); err != nil {
+		return err
+	}
+	return updog.ApplyProxy(doc, cfg)
 }
 
 // CommandReboot reboots by running a command. On a node it is

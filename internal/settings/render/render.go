@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/internal/network/proxy"
 	"net"
 	"net/url"
 	"os"
@@ -73,6 +74,7 @@ func Funcs() template.FuncMap {
 		"toTOML":       toTOML,
 		"quote":        strconv.Quote,
 		"urlHost":      urlHost,
+		"noProxy":      noProxy,
 		"urlPort":      urlPort,
 		"hostPort":     hostPort,
 		"goarch":       goarch,
@@ -250,6 +252,24 @@ func urlHost(v any) (string, error) {
 		return "", fmt.Errorf("urlHost: %w", err)
 	}
 	return u.Hostname(), nil
+}
+
+// noProxy is the comma-separated no-proxy list of the settings tree
+// (settings.network.no-proxy and the automatic entries, package proxy).
+func noProxy(settings any) (string, error) {
+	var s proxy.Settings
+	if v, ok := Get(settings, "network.no-proxy").([]any); ok {
+		for _, e := range v {
+			str, ok := e.(string)
+			if !ok {
+				return "", fmt.Errorf("noProxy: network.no-proxy holds %T, not a string", e)
+			}
+			s.NoProxy = append(s.NoProxy, str)
+		}
+	}
+	s.APIServer, _ = Get(settings, "kubernetes.api-server").(string)
+	s.ClusterDomain, _ = Get(settings, "kubernetes.cluster-domain").(string)
+	return strings.Join(s.NoProxyList(), ","), nil
 }
 
 // urlPort is the port of a URL, or the scheme's default.

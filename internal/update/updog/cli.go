@@ -33,7 +33,8 @@ var errNoUpdate = errors.New("No update available")
 // SettingsConfig fills the repository settings from the API's
 // settings.updates (RepoSettings.Apply); flags given explicitly win.
 func SettingsConfig(ctx context.Context, socket string, cfg *Config) error {
-	body, err := apiclient.New(socket).Raw(ctx, http.MethodGet, "/?prefix=settings.updates", nil)
+	c := apiclient.New(socket)
+	body, err := c.Raw(ctx, http.MethodGet, "/?prefix=settings.updates", nil)
 	if err != nil {
 		return fmt.Errorf("read settings.updates: %w", err)
 	}
@@ -52,7 +53,38 @@ func SettingsConfig(ctx context.Context, socket string, cfg *Config) error {
 	if err := s.Apply(cfg); err != nil && !errors.Is(err, ErrNoRepository) {
 		return err
 	}
-	return nil
+	var settings []byte
+	for _, prefix := range []string{"settings.network", "settings.kubernetes"} {
+		body, err := c.Raw(ctx, http.MethodGet, "/?prefix="+prefix, nil)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", prefix, err)
+		}
+		if settings, err = mergeSettings(settings, body); err != nil {
+			return err
+		}
+	}
+	return ApplyProxy(settings, cfg)
+}
+
+// mergeSettings adds the settings object of an API answer to acc (both
+// JSON; acc may be empty).
+func mergeSettings(acc, answer []byte) ([]byte, error) {
+	var doc struct {
+		Settings map[string]json.RawMessage `json:"settings"`
+	}
+	if err := json.Unmarshal(answer, &doc); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	all := map[string]json.RawMessage{}
+	if len(acc) > 0 {
+		if err := json.Unmarshal(acc, &all); err != nil {
+			return nil, err
+		}
+	}
+	for k, v := range doc.Settings {
+		all[k] = v
+	}
+	return json.Marshal(all)
 }
 
 // NewCommand returns the updog command line. openSets opens the node's

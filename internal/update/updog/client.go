@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"github.com/gantry-os/gantry/pkg/version"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,10 @@ type Config struct {
 	// Release is the running OS (variant, arch, version).
 	Release    osrelease.Release
 	HTTPClient *http.Client
-	Now        func() time.Time
+	// Proxy is settings.network's proxy (ProxySettings.Apply); nil
+	// connects directly. Used when HTTPClient is nil.
+	Proxy func(*http.Request) (*url.URL, error)
+	Now   func() time.Time
 }
 
 // Client is a refreshed view of the update repository.
@@ -61,7 +65,9 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = cfg.Proxy
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: t}
 	}
 	running, err := version.Parse(cfg.Release.VersionID)
 	if err != nil {

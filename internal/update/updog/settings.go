@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/internal/network/proxy"
 )
 
 // RepoSettings is settings.updates as the node's updater reads it. updog
@@ -61,5 +62,41 @@ func (cfg *Config) RequireRepository() error {
 	if cfg.MetadataBaseURL == "" || cfg.TargetsBaseURL == "" {
 		return ErrNoRepository
 	}
+	return nil
+}
+
+// ProxySettings reads settings.network's proxy (and, on Kubernetes nodes,
+// settings.kubernetes' automatic no-proxy entries) from the JSON of the
+// settings object; nil or empty input is no proxy.
+func ProxySettings(settings []byte) (proxy.Settings, error) {
+	var doc struct {
+		Network    proxy.Settings `json:"network"`
+		Kubernetes struct {
+			APIServer     string `json:"api-server"`
+			ClusterDomain string `json:"cluster-domain"`
+		} `json:"kubernetes"`
+	}
+	if len(settings) == 0 || string(settings) == "null" {
+		return proxy.Settings{}, nil
+	}
+	if err := json.Unmarshal(settings, &doc); err != nil {
+		return proxy.Settings{}, fmt.Errorf("settings.network: %w", err)
+	}
+	s := doc.Network
+	s.APIServer, s.ClusterDomain = doc.Kubernetes.APIServer, doc.Kubernetes.ClusterDomain
+	return s, nil
+}
+
+// ApplyProxy sets cfg's proxy from the settings object's JSON.
+func ApplyProxy(settings []byte, cfg *Config) error {
+	s, err := ProxySettings(settings)
+	if err != nil {
+		return err
+	}
+	f, err := s.Func()
+	if err != nil {
+		return err
+	}
+	cfg.Proxy = f
 	return nil
 }
