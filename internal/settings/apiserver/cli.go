@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"github.com/gantry-os/gantry/pkg/apiclient"
 	"os"
 	"strings"
@@ -23,7 +24,7 @@ func NewCommand() *cobra.Command {
 		datastorePath, socketPath, variant, groupsFile, releasePath, root, templatesDir, runnerKind, logLevel string
 		socketGID                                                                                             int
 		upd                                                                                                   UpdateOptions
-		rebootCommand                                                                                         string
+		rebootCommand, readyConsole                                                                           string
 	)
 	cmd := &cobra.Command{
 		Use:   "apiserver",
@@ -79,6 +80,14 @@ func NewCommand() *cobra.Command {
 				log.Warn("systemd notification failed", "error", err)
 			}
 			log.Info("serving settings API", "socket", socketPath, "variant", variant, "datastore", datastorePath)
+			if readyConsole != "" {
+				// At once, where the journal's copy comes when journald
+				// gets to it: the boot's first sign that the API answers.
+				if f, err := os.OpenFile(readyConsole, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+					fmt.Fprintf(f, "apiserver: the settings API is ready on %s\n", socketPath)
+					f.Close()
+				}
+			}
 			return srv.Serve(ctx, ln)
 		},
 	}
@@ -101,6 +110,7 @@ func NewCommand() *cobra.Command {
 	// has neither, so every reboot failed. As root without a terminal,
 	// systemctl skips the inhibitor check and falls back from logind to
 	// systemd's private socket.
+	f.StringVar(&readyConsole, "ready-console", "", "once serving, write a line saying so to this device (/dev/console)")
 	f.StringVar(&rebootCommand, "reboot-command", "/usr/bin/systemctl --no-block reboot", "what POST /actions/reboot runs (it must return once the reboot is queued, so the answer gets out)")
 	cmd.MarkFlagRequired("datastore-path")
 	return cmd
