@@ -17,9 +17,12 @@
 // datastore included. User data goes in through QEMU's fw_cfg
 // (opt/gantry/user-data), where early-boot-config reads it.
 //
-// The guest has QEMU user-mode networking with a hostfwd from a free port
-// on the host's 127.0.0.1 to the guest's api-bridge (TCP 8081), which
-// forwards to /run/api.sock. On the host a Unix socket in the run
+// The guest has QEMU user-mode networking (eth0, which the node
+// configures itself by DHCP: 10.0.2.15) with a hostfwd from a free port on
+// the host's 127.0.0.1 to the guest's api-bridge (TCP 8081), which
+// forwards to /run/api.sock. Options.NICs adds interfaces on networks of
+// their own, and Options.NetTOML passes a net.toml (fw_cfg
+// opt/gantry/net.toml). On the host a Unix socket in the run
 // directory forwards to that port, so `apiclient --socket-path
 // <run dir>/api.sock` works as it does on a node. The serial console goes
 // to <run dir>/console.log.

@@ -67,7 +67,7 @@ func settingsUpdates(ctx context.Context, store *datastore.Store, cfg *updog.Con
 	if err != nil {
 		return err
 	}
-	if err := s.Apply(cfg); err != nil {
+	if err := s.Set(cfg); err != nil {
 		return err
 	}
 	// The proxy: settings.network, and settings.kubernetes for the

@@ -57,6 +57,14 @@ func (s RepoSettings) Apply(cfg *Config) error {
 	return cfg.RequireRepository()
 }
 
+// Set makes cfg's repository fields the settings' (the apiserver, which
+// has no flags for them, reads the settings at every update command: a
+// change applies at the next one).
+func (s RepoSettings) Set(cfg *Config) error {
+	cfg.MetadataBaseURL, cfg.TargetsBaseURL, cfg.VersionLock, cfg.IgnoreWaves = "", "", "", false
+	return s.Apply(cfg)
+}
+
 // RequireRepository reports ErrNoRepository unless both URLs are set.
 func (cfg *Config) RequireRepository() error {
 	if cfg.MetadataBaseURL == "" || cfg.TargetsBaseURL == "" {

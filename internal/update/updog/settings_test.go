@@ -46,3 +46,31 @@ func TestRepoSettings(t *testing.T) {
 		t.Error("a seed that is not a number parsed")
 	}
 }
+
+// TestRepoSettingsSet: the apiserver keeps one Config across update
+// commands; a settings change (another repository, waves back on) must
+// reach the next command.
+func TestRepoSettingsSet(t *testing.T) {
+	cfg := Config{}
+	for _, step := range []struct {
+		updates string
+		want    Config
+	}{
+		{`{"metadata-base-url":"http://a/m/","targets-base-url":"http://a/t/","ignore-waves":true,"version-lock":"v1.0.0"}`,
+			Config{MetadataBaseURL: "http://a/m/", TargetsBaseURL: "http://a/t/", IgnoreWaves: true, VersionLock: "v1.0.0"}},
+		{`{"metadata-base-url":"http://b/m/","targets-base-url":"http://b/t/","ignore-waves":false,"version-lock":"latest"}`,
+			Config{MetadataBaseURL: "http://b/m/", TargetsBaseURL: "http://b/t/", VersionLock: "latest"}},
+	} {
+		s, err := ParseRepoSettings([]byte(step.updates))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Set(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MetadataBaseURL != step.want.MetadataBaseURL || cfg.TargetsBaseURL != step.want.TargetsBaseURL ||
+			cfg.IgnoreWaves != step.want.IgnoreWaves || cfg.VersionLock != step.want.VersionLock {
+			t.Fatalf("after %s: %+v", step.updates, cfg)
+		}
+	}
+}
