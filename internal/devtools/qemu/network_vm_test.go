@@ -22,13 +22,15 @@ import (
 // node configures its own network (netdog, systemd-networkd), and
 // api-bridge does nothing to it.
 //
-// First boot: a net.toml (version 3, through fw_cfg) asks for DHCP on eth0
-// and gives a second NIC, named by its MAC address, the static address
-// 10.0.3.20/24. The node takes QEMU's lease (10.0.2.15, default route via
+// First boot: a net.toml (version 3, through fw_cfg) asks for DHCP on eth0,
+// gives a second NIC, named by its MAC address, the static address
+// 10.0.3.20/24, and bonds eth2 and eth3 (on one network, through a QEMU
+// hub) into bond0 with DHCP. The node takes QEMU's lease (10.0.2.15, default route via
 // 10.0.2.2, name server 10.0.2.3) and says so on the console; the API
 // answers through the bridge on that address; and a port forward to
 // 10.0.3.20 on the second NIC's own network reaches the API too, which it
-// can only when the static address is on that interface. The host name is
+// can only when the static address is on that interface; and a forward to
+// 10.0.4.15 on the hub's network reaches it through the bond. The host name is
 // generated from the network. (TestUpdateAndRollbackInVM covers reaching an
 // update repository on the host, names resolved through 10.0.2.3 and the
 // proxy.)
@@ -44,6 +46,10 @@ func TestNetworkInVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bondPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	const mac = "52:54:00:ab:cd:01"
 	netTOML := filepath.Join(t.TempDir(), "net.toml")
 	os.WriteFile(netTOML, []byte(`version = 3
@@ -54,13 +60,29 @@ primary = true
 
 ["`+mac+`".static4]
 addresses = ["10.0.3.20/24"]
+
+# eth2 and eth3 share one network (a QEMU hub): an active-backup bond over
+# them takes a DHCP lease there.
+[bond0]
+kind = "bond"
+mode = "active-backup"
+interfaces = ["eth2", "eth3"]
+dhcp4 = { enabled = true, route-metric = 2000 }
+
+[bond0.monitoring]
+miimon-frequency-ms = 100
+miimon-updelay-ms = 200
+miimon-downdelay-ms = 200
 `), 0o644)
 	ud := filepath.Join(t.TempDir(), "user-data.toml")
 	os.WriteFile(ud, []byte("[settings]\nmotd = \"network test\"\n"), 0o644)
 
 	n, err := Start(ctx, Options{BuildDir: bd, RunDir: vmRunDir(t, "net"), UserData: ud, NetTOML: netTOML, Fresh: true,
 		StopTimeout: 5 * time.Second,
-		NICs:        []NIC{{Net: netip.MustParsePrefix("10.0.3.0/24"), MAC: mac, Forward: netip.MustParseAddr("10.0.3.20"), HostPort: fwdPort}}})
+		NICs: []NIC{
+			{Net: netip.MustParsePrefix("10.0.3.0/24"), MAC: mac, Forward: netip.MustParseAddr("10.0.3.20"), HostPort: fwdPort},
+			{Net: netip.MustParsePrefix("10.0.4.0/24"), Ports: 2, Forward: netip.MustParseAddr("10.0.4.15"), HostPort: bondPort},
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +99,11 @@ addresses = ["10.0.3.20/24"]
 			t.Errorf("console's online line lacks %q: %s", want, online)
 		}
 	}
-	con := n.Console()
-	if !strings.Contains(con, "network configuration from /sys/firmware/qemu_fw_cfg/by_name/opt/gantry/net.toml/raw: 2 devices, primary eth0") {
-		t.Errorf("netdog did not take the net.toml:\n%s", grepLines(con, "netdog"))
+	// generate-net-config's line reaches the console through journald,
+	// which may come later.
+	if l := waitConsole(ctx, t, n, "netdog: network configuration from"); !strings.Contains(l,
+		"from /sys/firmware/qemu_fw_cfg/by_name/opt/gantry/net.toml/raw: 3 devices, primary eth0") {
+		t.Errorf("netdog did not take the net.toml: %s", l)
 	}
 
 	// The second NIC's static address: only the guest's 10.0.3.20 on eth1
@@ -94,6 +118,19 @@ addresses = ["10.0.3.20/24"]
 	}
 	if err != nil || !strings.Contains(body, `"variant_id":"metal-dev"`) {
 		t.Fatalf("the API through 10.0.3.20 on the second NIC: %q %v\nconsole:\n%s", body, err, grepLines(n.Console(), "netdog"))
+	}
+
+	// The bond: QEMU's DHCP on the hub's network leased its first address
+	// to bond0, which only networkd's bond over eth2 and eth3 can hold.
+	for try := 0; ; try++ {
+		body, err = getOverTCP(ctx, fmt.Sprintf("127.0.0.1:%d", bondPort), "/os")
+		if err == nil || try == 30 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil || !strings.Contains(body, `"variant_id":"metal-dev"`) {
+		t.Fatalf("the API through bond0's DHCP address 10.0.4.15: %q %v\nconsole:\n%s", body, err, grepLines(n.Console(), "netdog"))
 	}
 
 	// The host name came from the network: QEMU's DHCP names none, so it is

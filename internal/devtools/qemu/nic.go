@@ -22,6 +22,10 @@ type NIC struct {
 	// the API only when the guest has this address on this interface.
 	Forward  netip.Addr
 	HostPort int
+	// Ports is how many guest interfaces share the network (default 1):
+	// more than one are on a QEMU hub with it, as the members of a bond on
+	// one switch. Their MACs count up from MAC.
+	Ports int
 }
 
 // ParseNIC reads the --nic flag: SUBNET[,mac=MAC].
@@ -68,9 +72,24 @@ func (n NIC) args(index, guestPort int) []string {
 	if n.Forward.IsValid() {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", n.HostPort, n.Forward, guestPort)
 	}
-	dev := "virtio-net-pci,netdev=" + id
-	if n.MAC != "" {
-		dev += ",mac=" + n.MAC
+	if n.Ports <= 1 {
+		dev := "virtio-net-pci,netdev=" + id
+		if n.MAC != "" {
+			dev += ",mac=" + n.MAC
+		}
+		return []string{"-netdev", netdev, "-device", dev}
 	}
-	return []string{"-netdev", netdev, "-device", dev}
+	// A hub: one port on the user network, one per guest interface.
+	a := []string{"-netdev", netdev, "-netdev", fmt.Sprintf("hubport,id=%s-up,hubid=%d,netdev=%s", id, index, id)}
+	for p := 0; p < n.Ports; p++ {
+		port := fmt.Sprintf("%s-p%d", id, p)
+		dev := "virtio-net-pci,netdev=" + port
+		if n.MAC != "" {
+			m, _ := net.ParseMAC(n.MAC)
+			m[5] += byte(p)
+			dev += ",mac=" + m.String()
+		}
+		a = append(a, "-netdev", fmt.Sprintf("hubport,id=%s,hubid=%d", port, index), "-device", dev)
+	}
+	return a
 }
