@@ -108,27 +108,14 @@ miimon-downdelay-ms = 200
 
 	// The second NIC's static address: only the guest's 10.0.3.20 on eth1
 	// answers QEMU's forward into that network.
-	var body string
-	for try := 0; ; try++ {
-		body, err = getOverTCP(ctx, fmt.Sprintf("127.0.0.1:%d", fwdPort), "/os")
-		if err == nil || try == 30 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	body, err := getOverTCPRetrying(ctx, fwdPort, "/os")
 	if err != nil || !strings.Contains(body, `"variant_id":"metal-dev"`) {
 		t.Fatalf("the API through 10.0.3.20 on the second NIC: %q %v\nconsole:\n%s", body, err, grepLines(n.Console(), "netdog"))
 	}
 
 	// The bond: QEMU's DHCP on the hub's network leased its first address
 	// to bond0, which only networkd's bond over eth2 and eth3 can hold.
-	for try := 0; ; try++ {
-		body, err = getOverTCP(ctx, fmt.Sprintf("127.0.0.1:%d", bondPort), "/os")
-		if err == nil || try == 30 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	body, err = getOverTCPRetrying(ctx, bondPort, "/os")
 	if err != nil || !strings.Contains(body, `"variant_id":"metal-dev"`) {
 		t.Fatalf("the API through bond0's DHCP address 10.0.4.15: %q %v\nconsole:\n%s", body, err, grepLines(n.Console(), "netdog"))
 	}
@@ -204,6 +191,18 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// getOverTCPRetrying tries getOverTCP on the host's port for up to 30 s:
+// QEMU's forward accepts at once, and the guest may not answer yet.
+func getOverTCPRetrying(ctx context.Context, port int, path string) (string, error) {
+	for try := 0; ; try++ {
+		body, err := getOverTCP(ctx, fmt.Sprintf("127.0.0.1:%d", port), path)
+		if err == nil || try == 30 || ctx.Err() != nil {
+			return body, err
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // getOverTCP sends one HTTP GET to the API bridge at addr.
