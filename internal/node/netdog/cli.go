@@ -77,7 +77,7 @@ func NewCommand(h netdog.Host, o IO) *cobra.Command {
 				return writeResolv(c.Context(), h, socket, o)
 			},
 		},
-		onlineCommand(h, &socket, o),
+		onlineCommand(&h, &socket, o),
 		&cobra.Command{
 			Use:   "set-hostname",
 			Short: "Give the kernel the host name settings-applier rendered into /etc/hostname",
@@ -121,7 +121,8 @@ func NewCommand(h netdog.Host, o IO) *cobra.Command {
 
 // onlineCommand is `netdog online`, run once network-online.target is
 // reached.
-func onlineCommand(h netdog.Host, socket *string, o IO) *cobra.Command {
+// h is the command line's host, which --root changes before RunE.
+func onlineCommand(h *netdog.Host, socket *string, o IO) *cobra.Command {
 	var console string
 	c := &cobra.Command{
 		Use:   "online",
@@ -140,7 +141,7 @@ once (a unit's journal+console output reaches the console only when journald get
 					}
 				}
 			}
-			if err := writeResolv(c.Context(), h, *socket, o); err != nil {
+			if err := writeResolv(c.Context(), *h, *socket, o); err != nil {
 				fmt.Fprintf(o.Err, "netdog: %v\n", err)
 			}
 			link, err := h.Primary()
