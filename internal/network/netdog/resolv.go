@@ -22,39 +22,23 @@ type DNS struct {
 	SearchList  []string `json:"search-list"`
 }
 
-// Settings are the settings netdog reads from the API.
-type Settings struct {
-	DNS     DNS `json:"dns"`
-	Network struct {
-		Hostname string `json:"hostname"`
-	} `json:"network"`
-}
-
-// ReadSettings reads settings.dns and settings.network from the API.
-func ReadSettings(ctx context.Context, socket string) (Settings, error) {
-	var s Settings
+// ReadDNS reads settings.dns from the API.
+func ReadDNS(ctx context.Context, socket string) (DNS, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c := apiclient.New(socket)
-	for _, prefix := range []string{"settings.dns", "settings.network"} {
-		body, err := c.Raw(ctx, http.MethodGet, "/?prefix="+prefix, nil)
-		if err != nil {
-			return s, fmt.Errorf("read %s: %w", prefix, err)
-		}
-		var doc struct {
-			Settings Settings `json:"settings"`
-		}
-		if err := json.Unmarshal(body, &doc); err != nil {
-			return s, fmt.Errorf("read %s: %w", prefix, err)
-		}
-		switch prefix {
-		case "settings.dns":
-			s.DNS = doc.Settings.DNS
-		default:
-			s.Network = doc.Settings.Network
-		}
+	body, err := apiclient.New(socket).Raw(ctx, http.MethodGet, "/?prefix=settings.dns", nil)
+	if err != nil {
+		return DNS{}, fmt.Errorf("read settings.dns: %w", err)
 	}
-	return s, nil
+	var doc struct {
+		Settings struct {
+			DNS DNS `json:"dns"`
+		} `json:"settings"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return DNS{}, fmt.Errorf("read settings.dns: %w", err)
+	}
+	return doc.Settings.DNS, nil
 }
 
 // ResolvConf renders /etc/resolv.conf: settings.dns.name-servers and
@@ -111,14 +95,18 @@ func (h Host) NodeIP() (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
+	return link.nodeIP()
+}
+
+func (l *Link) nodeIP() (netip.Addr, error) {
 	for _, four := range []bool{true, false} {
-		for _, a := range link.Addresses {
+		for _, a := range l.Addresses {
 			if a.Addr().Is4() == four {
 				return a.Addr(), nil
 			}
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("%w: %s has no address", ErrNoAddress, link.Name)
+	return netip.Addr{}, fmt.Errorf("%w: %s has no address", ErrNoAddress, l.Name)
 }
 
 // ErrNoAddress means the primary interface has no address (yet).
@@ -136,7 +124,7 @@ func (h Host) Hostname(ctx context.Context) (string, error) {
 	if n := strings.ToLower(strings.TrimSuffix(link.Hostname, ".")); n != "" && model.ValidLinuxHostname(n).Validate() == nil {
 		return n, nil
 	}
-	ip, err := h.NodeIP()
+	ip, err := link.nodeIP()
 	if err != nil {
 		return "", err
 	}

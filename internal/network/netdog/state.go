@@ -87,19 +87,8 @@ func (h Host) Primary() (*Link, error) {
 
 // defaultRouteInterface is the interface of the first IPv4 default route.
 func defaultRouteInterface(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) >= 8 && fs[1] == "00000000" && fs[7] == "00000000" {
-			return fs[0]
-		}
-	}
-	return ""
+	iface, _, _ := defaultRoute4(path, "")
+	return iface
 }
 
 // Link reads one interface's state.
@@ -114,7 +103,7 @@ func (h Host) Link(name string) (*Link, error) {
 			l.Addresses = append(l.Addresses, a)
 		}
 	}
-	l.Gateway4, l.DefaultRoute4 = defaultRoute4(filepath.Join(h.ProcNet, "route"), name)
+	_, l.Gateway4, l.DefaultRoute4 = defaultRoute4(filepath.Join(h.ProcNet, "route"), name)
 	l.Gateway6, l.DefaultRoute6 = defaultRoute6(filepath.Join(h.ProcNet, "ipv6_route"), name)
 	idx, err := readInt(filepath.Join(h.SysClassNet, name, "ifindex"))
 	if err != nil {
@@ -181,33 +170,34 @@ func (l *Link) String() string {
 	return b.String()
 }
 
-// defaultRoute4 reads /proc/net/route for the interface's IPv4 default
-// route and its gateway.
-func defaultRoute4(path, iface string) (netip.Addr, bool) {
+// defaultRoute4 reads /proc/net/route for the first IPv4 default route
+// through iface (any interface when iface is empty): its interface and
+// gateway (zero when on the link).
+func defaultRoute4(path, iface string) (string, netip.Addr, bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return netip.Addr{}, false
+		return "", netip.Addr{}, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// Iface Destination Gateway Flags RefCnt Use Metric Mask …
 		fs := strings.Fields(sc.Text())
-		if len(fs) < 8 || fs[0] != iface || fs[1] != "00000000" || fs[7] != "00000000" {
+		if len(fs) < 8 || (iface != "" && fs[0] != iface) || fs[1] != "00000000" || fs[7] != "00000000" {
 			continue
 		}
 		gw, err := hex.DecodeString(fs[2])
 		if err != nil || len(gw) != 4 {
-			return netip.Addr{}, true
+			return fs[0], netip.Addr{}, true
 		}
 		// Little-endian in the file.
 		a := netip.AddrFrom4([4]byte{gw[3], gw[2], gw[1], gw[0]})
 		if a.IsUnspecified() {
-			return netip.Addr{}, true
+			return fs[0], netip.Addr{}, true
 		}
-		return a, true
+		return fs[0], a, true
 	}
-	return netip.Addr{}, false
+	return "", netip.Addr{}, false
 }
 
 // defaultRoute6 reads /proc/net/ipv6_route for the interface's default

@@ -162,14 +162,14 @@ once (a unit's journal+console output reaches the console only when journald get
 }
 
 func writeResolv(ctx context.Context, h netdog.Host, socket string, o IO) error {
-	s, err := netdog.ReadSettings(ctx, socket)
+	dns, err := netdog.ReadDNS(ctx, socket)
 	if err != nil {
 		// Without the API (it is not up yet, or stopped), DHCP's servers
 		// still make names resolve; the dns service's restart brings
 		// settings.dns in once it is up.
 		fmt.Fprintf(o.Err, "netdog: %v; resolv.conf from DHCP alone\n", err)
 	}
-	changed, err := h.WriteResolvConf(s.DNS)
+	changed, err := h.WriteResolvConf(dns)
 	if err != nil {
 		return err
 	}
