@@ -14,6 +14,8 @@ import (
 	"github.com/gantry-os/gantry/internal/boot/powerbutton"
 	"github.com/gantry-os/gantry/internal/devtools/apibridge"
 	"github.com/gantry-os/gantry/internal/node/apiclient"
+	"github.com/gantry-os/gantry/internal/node/hostcontainers"
+	"github.com/gantry-os/gantry/internal/node/hostctr"
 	"github.com/gantry-os/gantry/internal/node/netdog"
 	"github.com/gantry-os/gantry/internal/settings/apiserver"
 	"github.com/gantry-os/gantry/internal/settings/applier"
@@ -36,6 +38,8 @@ func commands() map[string]multicall.Func {
 		},
 		"apiserver":          apiserver.Main,
 		"early-boot-config":  earlyboot.Main,
+		"host-containers":    hostcontainers.Main,
+		"host-ctr":           hostctr.Main,
 		"migrator":           migrator.Main,
 		"netdog":             netdog.Main,
 		"power-button":       powerbutton.Main,

@@ -43,8 +43,8 @@ func TestSettingsPairs(t *testing.T) {
 		wantErr []string // substrings of the error
 	}{
 		{name: "motd", body: `{"motd": "my own value!"}`, want: []string{`settings.motd="my own value!"`}},
-		{name: "host container", body: `{"host-containers": {"custom": {"source": "MY-CONTAINER-URI", "enabled": true, "superpowered": false}}}`,
-			want: []string{`settings.host-containers.custom.enabled=true`, `settings.host-containers.custom.source="MY-CONTAINER-URI"`, `settings.host-containers.custom.superpowered=false`}},
+		{name: "host container", body: `{"host-containers": {"custom": {"source": "registry.example.com/my-container:v1", "enabled": true, "superpowered": false}}}`,
+			want: []string{`settings.host-containers.custom.enabled=true`, `settings.host-containers.custom.source="registry.example.com/my-container:v1"`, `settings.host-containers.custom.superpowered=false`}},
 		{name: "sysctl quoted", body: `{"kernel": {"sysctl": {"vm.max_map_count": "262144"}}}`, want: []string{`settings.kernel.sysctl."vm.max_map_count"="262144"`}},
 		{name: "list stored whole", body: `{"ntp": {"time-servers": ["a.example", "10.0.0.1"]}}`, want: []string{`settings.ntp.time-servers=["a.example","10.0.0.1"]`}},
 		{name: "null dropped", body: `{"motd": null, "updates": {"seed": 5}}`, want: []string{`settings.updates.seed=5`}},
@@ -55,6 +55,8 @@ func TestSettingsPairs(t *testing.T) {
 		{name: "bad hostname", body: `{"network": {"hostname": "-bad"}}`, wantErr: []string{"settings.network.hostname:"}},
 		{name: "bad sysctl key", body: `{"kernel": {"sysctl": {"../x": "1"}}}`, wantErr: []string{`settings.kernel.sysctl."../x": invalid name`}},
 		{name: "bad list elem", body: `{"ntp": {"time-servers": ["ok.example", "how are you"]}}`, wantErr: []string{`settings.ntp.time-servers[1]: "how are you" is not a URL`}},
+		{name: "bad image reference", body: `{"host-containers": {"custom": {"source": "Registry/My-Container"}}}`,
+			wantErr: []string{`settings.host-containers.custom.source: "Registry/My-Container" is not an image reference`, "lower case"}},
 		{name: "bad identifier", body: `{"host-containers": {"my_ctr": {"enabled": true}}}`, wantErr: []string{"settings.host-containers.my_ctr: invalid name"}},
 		{name: "two errors", body: `{"motd": 3, "kernel": {"lockdown": "full"}}`, wantErr: []string{"settings.motd: expected a string", `settings.kernel.lockdown: "full" must be one of`}},
 		{name: "not an object", body: `[1]`, wantErr: []string{"settings: expected an object"}},

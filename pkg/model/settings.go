@@ -80,16 +80,16 @@ type UpdatesSettings struct {
 // HostContainer is one host container, run by host-containerd outside the
 // orchestrator.
 type HostContainer struct {
-	Source       *URL         `json:"source,omitempty" doc:"Image reference of the container."`
-	Enabled      *bool        `json:"enabled,omitempty" doc:"Run the container."`
-	Superpowered *bool        `json:"superpowered,omitempty" doc:"Give the container full access to the host (privileged, host namespaces)."`
-	UserData     *ValidBase64 `json:"user-data,omitempty" doc:"Base64 data handed to the container at start."`
-	Command      []string     `json:"command,omitempty" doc:"Command to run instead of the image's entry point."`
+	Source       *ImageReference `json:"source,omitempty" doc:"Image reference of the container."`
+	Enabled      *bool           `json:"enabled,omitempty" doc:"Run the container."`
+	Superpowered *bool           `json:"superpowered,omitempty" doc:"Give the container full access to the host (privileged, host namespaces)."`
+	UserData     *ValidBase64    `json:"user-data,omitempty" doc:"Base64 data handed to the container at start."`
+	Command      []string        `json:"command,omitempty" doc:"Command to run instead of the image's entry point."`
 }
 
 // BootstrapContainer runs before the orchestrator starts.
 type BootstrapContainer struct {
-	Source    *URL                    `json:"source,omitempty" doc:"Image reference of the container."`
+	Source    *ImageReference         `json:"source,omitempty" doc:"Image reference of the container."`
 	Mode      *BootstrapContainerMode `json:"mode,omitempty" doc:"off, once (next boot only) or always (every boot)."`
 	UserData  *ValidBase64            `json:"user-data,omitempty" doc:"Base64 data handed to the container."`
 	Essential *bool                   `json:"essential,omitempty" doc:"Fail the boot when the container fails."`

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/distribution/reference"
 	"net"
 	"net/netip"
 	"net/url"
@@ -77,6 +78,19 @@ func (s Identifier) Validate() error {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
 			return fmt.Errorf("character %q is not allowed (allowed: A-Z a-z 0-9 -)", c)
 		}
+	}
+	return nil
+}
+
+// ImageReference is a container image reference, as docker and containerd
+// read it: [registry[:port]/]repository[:tag][@digest], the repository in
+// lower case ("ubuntu" is docker.io/library/ubuntu:latest).
+type ImageReference string
+
+// Validate implements Validator.
+func (s ImageReference) Validate() error {
+	if _, err := reference.ParseDockerRef(string(s)); err != nil {
+		return fmt.Errorf("%q is not an image reference ([registry/]repository[:tag][@digest], repository in lower case): %v", string(s), err)
 	}
 	return nil
 }
