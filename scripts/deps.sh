@@ -44,10 +44,25 @@ install_go() {
   rm -rf "$tmp"
 }
 
+# install_registry installs CNCF Distribution (Debian's docker-registry),
+# the OCI registry that tests and `gantry run` start on loopback with their
+# own configuration. The package enables a system-wide registry on :5000;
+# when this script installed it, that service is switched off again.
+install_registry() {
+  dpkg-query -W -f='${Status}' docker-registry 2>/dev/null | grep -q "install ok installed" && return 0
+  apt_install docker-registry
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+  fi
+}
+
 ensure_deps() {
   apt_install make git curl unzip ca-certificates genisoimage xorriso gdisk fdisk \
     qemu-system-x86 qemu-utils erofs-utils cryptsetup-bin e2fsprogs ovmf dosfstools mtools kmod \
     gpg gpgconf gpg-agent
+  install_registry
   export PATH="$PATH:$GO_ROOT/bin:$HOME/go/bin"
   go_ok || install_go
   go_ok || { echo "deps: Go >= 1.26 is not available" >&2; return 1; }

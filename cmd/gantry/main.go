@@ -25,6 +25,7 @@ func main() {
 	root.AddCommand(tufrepo.NewCommand())
 	root.AddCommand(imagebuild.NewCommand())
 	root.AddCommand(qemu.NewCommand())
+	root.AddCommand(containerCommand())
 	code := cli.Execute(ctx, root, os.Args[1:], os.Stderr)
 	stop()
 	os.Exit(code)

@@ -396,29 +396,39 @@ func resolveInputs(ctx context.Context, o Options) (*inputs, error) {
 	if !nameRE.MatchString(strings.ToLower(in.buildID)) {
 		return nil, fmt.Errorf("inputs: build ID %q: want letters, digits, dots and dashes", in.buildID)
 	}
-	switch {
-	case o.Epoch != nil:
-		in.epoch = *o.Epoch
-	case os.Getenv("SOURCE_DATE_EPOCH") != "":
-		n, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("inputs: SOURCE_DATE_EPOCH: %w", err)
-		}
-		in.epoch = n
-	default:
-		out, err := (command{name: "git", args: []string{"-C", in.source, "log", "-1", "--format=%ct"}}).run(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("inputs: epoch from git (pass --epoch or SOURCE_DATE_EPOCH outside a git checkout): %w", err)
-		}
-		if in.epoch, err = strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err != nil {
-			return nil, fmt.Errorf("inputs: epoch from git: %w", err)
-		}
-	}
-	if in.epoch < 0 || in.epoch > 1<<32-1 {
-		return nil, fmt.Errorf("inputs: epoch %d out of range", in.epoch)
+	if in.epoch, err = sourceEpoch(ctx, in.source, o.Epoch); err != nil {
+		return nil, err
 	}
 
 	return in, nil
+}
+
+// sourceEpoch is SOURCE_DATE_EPOCH for a build: the given one, else the
+// environment's, else the source tree's last commit time.
+func sourceEpoch(ctx context.Context, source string, given *int64) (int64, error) {
+	var epoch int64
+	switch {
+	case given != nil:
+		epoch = *given
+	case os.Getenv("SOURCE_DATE_EPOCH") != "":
+		n, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("inputs: SOURCE_DATE_EPOCH: %w", err)
+		}
+		epoch = n
+	default:
+		out, err := (command{name: "git", args: []string{"-C", source, "log", "-1", "--format=%ct"}}).run(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("inputs: epoch from git (pass --epoch or SOURCE_DATE_EPOCH outside a git checkout): %w", err)
+		}
+		if epoch, err = strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err != nil {
+			return 0, fmt.Errorf("inputs: epoch from git: %w", err)
+		}
+	}
+	if epoch < 0 || epoch > 1<<32-1 {
+		return 0, fmt.Errorf("inputs: epoch %d out of range", epoch)
+	}
+	return epoch, nil
 }
 
 // plan computes the digest of every input that determines the images (the

@@ -110,8 +110,15 @@ func (s *packageSource) root(ctx context.Context) (*aptRoot, error) {
 	return s.apt, nil
 }
 
+// packageRequest is what is asked of apt: a variant's packages, or a
+// container image's.
+type packageRequest interface {
+	Requested() []string
+	Excluded() []string
+}
+
 // newLock is an empty lock for the variant's request and distribution.
-func (s *packageSource) newLock(v *Variant) (*Lock, error) {
+func (s *packageSource) newLock(v packageRequest) (*Lock, error) {
 	sum, _, err := hashFile(s.dist.Keyring)
 	if err != nil {
 		return nil, fmt.Errorf("distribution keyring: %w", err)
@@ -127,7 +134,7 @@ func (s *packageSource) newLock(v *Variant) (*Lock, error) {
 //     the store or the archive. Pins the archive no longer has are drift:
 //     they are resolved again (keeping every other pin that still fits)
 //     and the changes are returned, unless locked, which refuses drift.
-func (s *packageSource) resolve(ctx context.Context, v *Variant, existing *Lock, lockPath string, update, locked bool) (*resolveResult, error) {
+func (s *packageSource) resolve(ctx context.Context, v packageRequest, existing *Lock, lockPath string, update, locked bool) (*resolveResult, error) {
 	var why string
 	switch {
 	case existing == nil:
@@ -247,7 +254,7 @@ func pinsExcept(l *Lock, gone map[string]string) []string {
 
 // closure asks apt for the closure of the variant's request plus pins
 // (name=version), with each .deb's SHA-256 from the signed package lists.
-func (s *packageSource) closure(ctx context.Context, v *Variant, pins []string) (*Lock, error) {
+func (s *packageSource) closure(ctx context.Context, v packageRequest, pins []string) (*Lock, error) {
 	a, err := s.root(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("resolve packages: %w", err)

@@ -187,8 +187,10 @@ func copyTreeDepth(s *stage, src, rel string, keep func(string) bool, depth int)
 	if err != nil {
 		return err
 	}
-	if err := s.mkdirAll(rel, 0o755); err != nil {
-		return err
+	if rel != "" {
+		if err := s.mkdirAll(rel, 0o755); err != nil {
+			return err
+		}
 	}
 	for _, e := range ents {
 		p := filepath.Join(src, e.Name())
@@ -198,11 +200,11 @@ func copyTreeDepth(s *stage, src, rel string, keep func(string) bool, depth int)
 		}
 		switch {
 		case fi.IsDir():
-			if err := copyTreeDepth(s, p, rel+"/"+e.Name(), keep, depth+1); err != nil {
+			if err := copyTreeDepth(s, p, path.Join(rel, e.Name()), keep, depth+1); err != nil {
 				return err
 			}
 		case fi.Mode().IsRegular() && (keep == nil || keep(e.Name())):
-			if err := s.copyIn(p, rel+"/"+e.Name(), fi.Mode().Perm()&0o755|0o644); err != nil {
+			if err := s.copyIn(p, path.Join(rel, e.Name()), fi.Mode().Perm()&0o755|0o644); err != nil {
 				return err
 			}
 		}

@@ -9,19 +9,25 @@ import (
 // stepExtract unpacks the .debs into the staging tree, in name order, with
 // no maintainer scripts (stage.go).
 func stepExtract(ctx context.Context, b *builder) (string, error) {
-	st, err := newStage(filepath.Join(b.work, "root"))
-	if err != nil {
-		return "", err
-	}
+	st, detail, err := extractAll(ctx, filepath.Join(b.work, "root"), b.files)
 	b.st = st
-	for _, f := range b.files {
+	return detail + ", no maintainer scripts", err
+}
+
+// extractAll makes a staging tree in dir and unpacks files into it.
+func extractAll(ctx context.Context, dir string, files []pkgFile) (*stage, string, error) {
+	st, err := newStage(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, f := range files {
 		if err := st.extractDeb(ctx, f.Path); err != nil {
-			return "", fmt.Errorf("extract packages: %s: %w", f.Name, err)
+			return st, "", fmt.Errorf("extract packages: %s: %w", f.Name, err)
 		}
 	}
 	nf, nb, err := st.size()
 	if err != nil {
-		return "", err
+		return st, "", err
 	}
-	return fmt.Sprintf("%d files, %s, no maintainer scripts", nf, mb(nb)), nil
+	return st, fmt.Sprintf("%d files, %s", nf, mb(nb)), nil
 }

@@ -151,9 +151,10 @@ func (h Host) RequireRoot(t TB, why string) {
 type source int
 
 const (
-	depsApt source = iota // ensure_deps' apt_install list in scripts/deps.sh
-	depsGo                // scripts/deps.sh's install_go
-	debBase               // every Debian system (Priority: required)
+	depsApt      source = iota // ensure_deps' apt_install list in scripts/deps.sh
+	depsGo                     // scripts/deps.sh's install_go
+	depsRegistry               // scripts/deps.sh's install_registry
+	debBase                    // every Debian system (Priority: required)
 )
 
 // tools maps each program a test runs to the Debian package that installs
@@ -188,6 +189,7 @@ var tools = map[string]struct {
 	"losetup":            {"mount", debBase},
 	"mount":              {"mount", debBase},
 	"go":                 {"Go toolchain", depsGo},
+	"docker-registry":    {"docker-registry", depsRegistry},
 }
 
 // Package is the Debian package that installs the program tool (a name or
@@ -204,6 +206,8 @@ func InstallStep(tool string) string {
 		return "install it, and add its Debian package to ensure_deps in scripts/deps.sh"
 	case e.from == depsGo:
 		return "put the Go toolchain on PATH (scripts/deps.sh installs it in /usr/local/go)"
+	case e.from == depsRegistry:
+		return "apt-get install -y docker-registry (scripts/deps.sh's install_registry installs it)"
 	case e.from == debBase:
 		return fmt.Sprintf("apt-get install -y %s (part of every Debian system)", e.pkg)
 	}

@@ -206,6 +206,9 @@ func TestDepsInstallsEveryPackage(t *testing.T) {
 	if !strings.Contains(string(b), "install_go") {
 		t.Error("scripts/deps.sh no longer installs Go")
 	}
+	if !strings.Contains(body, "\n  install_registry\n") || !strings.Contains(string(b), "apt_install docker-registry") {
+		t.Error("scripts/deps.sh's ensure_deps no longer installs the registry (docker-registry)")
+	}
 }
 
 func TestPackage(t *testing.T) {

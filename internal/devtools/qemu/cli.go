@@ -37,7 +37,7 @@ func NewCommand() *cobra.Command {
 		userData, runDirFlag string
 		repoDir              string
 		noRepo               bool
-		nics                 []string
+		nics, forwards       []string
 	)
 	var diskSize string
 	cmd := &cobra.Command{
@@ -116,6 +116,13 @@ make run does. --no-update-repo turns this off.`,
 				}
 				o.NICs = append(o.NICs, nic)
 			}
+			for _, s := range forwards {
+				fw, err := ParseForward(s)
+				if err != nil {
+					return cli.UsageError{Err: err}
+				}
+				o.Forwards = append(o.Forwards, fw)
+			}
 			o.UpdateRepo = updateRepoDir(o, repoDir, noRepo)
 			if echo {
 				o.Console = cmd.OutOrStdout()
@@ -138,6 +145,7 @@ make run does. --no-update-repo turns this off.`,
 	f.BoolVar(&noUserData, "no-user-data", false, "pass no user data")
 	f.StringVar(&o.NetTOML, "net-toml", "", "net.toml passed through fw_cfg: the node's network configuration (default: DHCP on eth0)")
 	f.StringArrayVar(&nics, "nic", nil, "another NIC (eth1, eth2, ...) on a user network of its own: SUBNET[,mac=MAC], e.g. 10.0.3.0/24 (repeatable)")
+	f.StringArrayVar(&forwards, "forward", nil, "forward a TCP port of the host's 127.0.0.1 to the guest's eth0: HOST:GUEST, e.g. 2222:22 for the admin container's SSH (repeatable)")
 	f.StringVar(&repoDir, "update-repo", "", "local update repository to publish the build's release to and serve the node (default: <run dir>/repo, when booting a build directory)")
 	f.BoolVar(&noRepo, "no-update-repo", false, "serve no update repository")
 	f.IntVar(&o.UpdateRepoPort, "update-repo-port", 0, "port of the update repository on 127.0.0.1 (default: the one this run directory used before, else a free one)")

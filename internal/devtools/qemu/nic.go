@@ -93,3 +93,27 @@ func (n NIC) args(index, guestPort int) []string {
 	}
 	return a
 }
+
+// Forward is a TCP port forward from the host's 127.0.0.1 to the guest.
+type Forward struct {
+	HostPort, GuestPort int
+}
+
+// ParseForward reads HOST:GUEST, such as 2222:22.
+func ParseForward(s string) (Forward, error) {
+	h, g, ok := strings.Cut(s, ":")
+	hp, err1 := strconv.Atoi(h)
+	gp, err2 := strconv.Atoi(g)
+	if !ok || err1 != nil || err2 != nil || hp < 1 || hp > 65535 || gp < 1 || gp > 65535 {
+		return Forward{}, fmt.Errorf("port forward %q: want HOST-PORT:GUEST-PORT, such as 2222:22", s)
+	}
+	return Forward{HostPort: hp, GuestPort: gp}, nil
+}
+
+func forwardArgs(fs []Forward) string {
+	var b strings.Builder
+	for _, f := range fs {
+		fmt.Fprintf(&b, ",hostfwd=tcp:127.0.0.1:%d-:%d", f.HostPort, f.GuestPort)
+	}
+	return b.String()
+}

@@ -144,6 +144,10 @@ type Options struct {
 	// NICs are network interfaces after the first (eth1, eth2, ...), each
 	// on a user-mode network of its own.
 	NICs []NIC
+	// Forwards are TCP ports of the host's 127.0.0.1 forwarded to the
+	// guest's eth0, besides the API bridge's: a host container's SSH or
+	// TLS port.
+	Forwards []Forward
 
 	// UpdateRepo, when set, is a local update repository for the node, a
 	// development repository (tufrepo.EnsureDev) such as gantry run keeps
