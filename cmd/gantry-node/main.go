@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-os/gantry/internal/boot/powerbutton"
 	"github.com/gantry-os/gantry/internal/devtools/apibridge"
 	"github.com/gantry-os/gantry/internal/node/apiclient"
+	"github.com/gantry-os/gantry/internal/node/bootstrap"
 	"github.com/gantry-os/gantry/internal/node/hostcontainers"
 	"github.com/gantry-os/gantry/internal/node/hostctr"
 	"github.com/gantry-os/gantry/internal/node/netdog"
@@ -36,20 +37,22 @@ func commands() map[string]multicall.Func {
 		"apiclient": func(ctx context.Context, args []string) int {
 			return apiclient.Main(ctx, args, apiclient.StdIO())
 		},
-		"apiserver":          apiserver.Main,
-		"early-boot-config":  earlyboot.Main,
-		"host-containers":    hostcontainers.Main,
-		"host-ctr":           hostctr.Main,
-		"migrator":           migrator.Main,
-		"netdog":             netdog.Main,
-		"power-button":       powerbutton.Main,
-		"prepare-local-fs":   localfs.Main,
-		"settings-applier":   applier.Main,
-		"settings-committer": committer.Main,
-		"settings-generator": generator.Main,
-		"signpost":           signpost.Main,
-		"storewolf":          storewolf.Main,
-		"sundog":             sundog.Main,
+		"apiserver":            apiserver.Main,
+		"bootstrap-commands":   bootstrap.CommandsMain,
+		"bootstrap-containers": bootstrap.ContainersMain,
+		"early-boot-config":    earlyboot.Main,
+		"host-containers":      hostcontainers.Main,
+		"host-ctr":             hostctr.Main,
+		"migrator":             migrator.Main,
+		"netdog":               netdog.Main,
+		"power-button":         powerbutton.Main,
+		"prepare-local-fs":     localfs.Main,
+		"settings-applier":     applier.Main,
+		"settings-committer":   committer.Main,
+		"settings-generator":   generator.Main,
+		"signpost":             signpost.Main,
+		"storewolf":            storewolf.Main,
+		"sundog":               sundog.Main,
 		"updog": func(ctx context.Context, args []string) int {
 			return updog.Main(ctx, args, updog.OpenSignpost)
 		},

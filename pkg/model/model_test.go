@@ -57,6 +57,8 @@ func TestSettingsPairs(t *testing.T) {
 		{name: "bad list elem", body: `{"ntp": {"time-servers": ["ok.example", "how are you"]}}`, wantErr: []string{`settings.ntp.time-servers[1]: "how are you" is not a URL`}},
 		{name: "bad image reference", body: `{"host-containers": {"custom": {"source": "Registry/My-Container"}}}`,
 			wantErr: []string{`settings.host-containers.custom.source: "Registry/My-Container" is not an image reference`, "lower case"}},
+		{name: "not an apiclient command", body: `{"bootstrap-commands": {"a": {"commands": [["apiclient", "set", "motd=x"], ["rm", "-rf", "/"]]}}}`,
+			wantErr: []string{`settings.bootstrap-commands.a.commands[1]: must start with "apiclient"`}},
 		{name: "bad identifier", body: `{"host-containers": {"my_ctr": {"enabled": true}}}`, wantErr: []string{"settings.host-containers.my_ctr: invalid name"}},
 		{name: "two errors", body: `{"motd": 3, "kernel": {"lockdown": "full"}}`, wantErr: []string{"settings.motd: expected a string", `settings.kernel.lockdown: "full" must be one of`}},
 		{name: "not an object", body: `[1]`, wantErr: []string{"settings: expected an object"}},

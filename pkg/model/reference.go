@@ -135,6 +135,7 @@ func typeRule(name string) string {
 		"Identifier":             "1–76 characters of A-Z a-z 0-9 -.",
 		"URL":                    "A URL, or a host that becomes one with `http://` in front (`example.com`, `10.0.0.1`).",
 		"ImageReference":         "A container image reference, `[registry[:port]/]repository[:tag][@digest]`, the repository in lower case.",
+		"ApiclientCommand":       "A list of arguments starting with `apiclient`.",
 		"FriendlyVersion":        "`latest` or a version such as `v1.2.3`.",
 		"DNSDomain":              "A domain name, not an IP address, not starting with `.`.",
 		"SysctlKey":              "1–128 characters of a-z A-Z 0-9 . / _ -, no `..`, not starting with `.` or `/`.",

@@ -95,10 +95,11 @@ type BootstrapContainer struct {
 	Essential *bool                   `json:"essential,omitempty" doc:"Fail the boot when the container fails."`
 }
 
-// BootstrapCommand runs commands in the control container before the
-// orchestrator starts.
+// BootstrapCommand runs apiclient commands before the node's configuration
+// is final (preconfigured.target): the no-image alternative to a bootstrap
+// container.
 type BootstrapCommand struct {
-	Commands  [][]string              `json:"commands,omitempty" doc:"Commands to run, each a list of arguments."`
+	Commands  []ApiclientCommand      `json:"commands,omitempty" doc:"apiclient commands to run in order, each a list of arguments starting with apiclient."`
 	Mode      *BootstrapContainerMode `json:"mode,omitempty" doc:"off, once or always."`
 	Essential *bool                   `json:"essential,omitempty" doc:"Fail the boot when a command fails."`
 }

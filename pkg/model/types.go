@@ -235,6 +235,28 @@ type Lockdown string
 // Validate implements Validator.
 func (s Lockdown) Validate() error { return oneOf(string(s), "none", "integrity", "confidentiality") }
 
+// ApiclientCommand is one bootstrap command: apiclient and its arguments.
+// Only apiclient runs: a bootstrap command changes the node through its
+// API, like a user would, and nothing else.
+type ApiclientCommand []string
+
+// CheckJSON implements JSONChecker: a list of strings, the first apiclient.
+func (ApiclientCommand) CheckJSON(v any) error {
+	arr, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("expected a list of arguments, got %s", jsonKind(v))
+	}
+	for i, a := range arr {
+		if _, ok := a.(string); !ok {
+			return fmt.Errorf("argument %d: expected a string, got %s", i, jsonKind(a))
+		}
+	}
+	if len(arr) == 0 || arr[0] != "apiclient" {
+		return fmt.Errorf("must start with \"apiclient\" (only apiclient commands run), got %v", arr)
+	}
+	return nil
+}
+
 // BootstrapContainerMode says when a bootstrap container runs.
 type BootstrapContainerMode string
 

@@ -11,13 +11,11 @@ package hostcontainers
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -128,7 +126,7 @@ func apply(ctx context.Context, name string, s Settings, opts Options) error {
 			return err
 		}
 	}
-	if err := writeUserData(opts.Paths.PersistentDir(c), s.UserData); err != nil {
+	if err := opts.Paths.WriteUserData(c, s.UserData); err != nil {
 		return err
 	}
 	unit := Unit(name)
@@ -147,33 +145,6 @@ func apply(ctx context.Context, name string, s Settings, opts Options) error {
 			return fmt.Errorf("did not start: %s", st.Error)
 		}
 		return fmt.Errorf("did not start: %w", err)
-	}
-	return nil
-}
-
-// writeUserData makes the persistent directory (0700) and writes the
-// decoded user data into it, or removes a user-data file no longer set.
-func writeUserData(dir, userData string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("persistent directory: %w", err)
-	}
-	path := filepath.Join(dir, "user-data")
-	if userData == "" {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("user data: %w", err)
-		}
-		return nil
-	}
-	b, err := base64.StdEncoding.DecodeString(userData)
-	if err != nil {
-		return fmt.Errorf("user-data is not base64: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("user data: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("user data: %w", err)
 	}
 	return nil
 }

@@ -1,8 +1,12 @@
 package hostctr
 
 import (
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -38,6 +42,35 @@ func DefaultPaths() Paths {
 		Kmod:      "/usr/bin/kmod",
 		Status:    "/run/host-ctr",
 	}
+}
+
+// WriteUserData makes the container's persistent directory (0700) and
+// writes the decoded user data (base64, as in the settings) into it as
+// user-data, or removes a user-data file no longer set.
+func (p Paths) WriteUserData(c Container, userData string) error {
+	dir := p.PersistentDir(c)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("persistent directory: %w", err)
+	}
+	file := filepath.Join(dir, "user-data")
+	if userData == "" {
+		if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("user data: %w", err)
+		}
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(userData)
+	if err != nil {
+		return fmt.Errorf("user-data is not base64: %w", err)
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("user data: %w", err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return fmt.Errorf("user data: %w", err)
+	}
+	return nil
 }
 
 // PersistentDir is the container's persistent directory on the host.

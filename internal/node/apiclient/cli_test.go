@@ -76,14 +76,14 @@ func TestSeedExamples(t *testing.T) {
 	if out := mustRun(t, s, "", "-u", "/settings"); strings.TrimSpace(out) != `{"motd":"my own value!"}` {
 		t.Fatalf("GET /settings = %s", out)
 	}
-	mustRun(t, s, "", "-u", "/settings?tx=FOO", "-X", "PATCH", "-d", `{"host-containers": {"custom": {"source": "MY-CONTAINER-URI", "enabled": true, "superpowered": false}}}`)
+	mustRun(t, s, "", "-u", "/settings?tx=FOO", "-X", "PATCH", "-d", `{"host-containers": {"custom": {"source": "registry.example.com/my-container:v1", "enabled": true, "superpowered": false}}}`)
 	mustRun(t, s, "", "raw", "-m", "POST", "-u", "/tx/commit?tx=FOO")
 	out := mustRun(t, s, "", "get", "settings.host-containers.custom")
 	var doc map[string]map[string]map[string]map[string]any
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc["settings"]["host-containers"]["custom"]["source"] != "MY-CONTAINER-URI" {
+	if doc["settings"]["host-containers"]["custom"]["source"] != "registry.example.com/my-container:v1" {
 		t.Fatalf("get = %s", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/containerd/containerd/v2/client"
+	clog "github.com/containerd/log"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
@@ -35,6 +36,15 @@ func (g *globals) withPuller(cmd *cobra.Command, f func(*client.Client, hostctr.
 	log, err := cli.Logger(cmd.ErrOrStderr(), g.logLevel)
 	if err != nil {
 		return cli.UsageError{Err: err}
+	}
+	// The containerd client logs each registry request at info: only its
+	// warnings reach the journal, unless host-ctr is asked to debug.
+	clientLevel := "warn"
+	if g.logLevel == "debug" || g.logLevel == "trace" {
+		clientLevel = g.logLevel
+	}
+	if err := clog.SetLevel(clientLevel); err != nil {
+		return err
 	}
 	cfg := hostctr.RegistryConfig{}
 	if g.registryConfig != "" {

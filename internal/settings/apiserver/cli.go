@@ -3,6 +3,8 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"github.com/gantry-os/gantry/internal/containers/hostctr"
+	"github.com/gantry-os/gantry/internal/containers/status"
 	"github.com/gantry-os/gantry/pkg/apiclient"
 	"os"
 	"strings"
@@ -75,7 +77,9 @@ func NewCommand() *cobra.Command {
 			if rebootCommand != "" {
 				reboot = CommandReboot(strings.Fields(rebootCommand))
 			}
-			srv := New(Config{Store: store, Model: m, Release: rel, Applier: app, Logger: log, Updates: updates, Reboot: reboot})
+			containers := func() (any, error) { return status.Read(hostctr.DefaultPaths().Status, "/run/gantry") }
+			srv := New(Config{Store: store, Model: m, Release: rel, Applier: app, Logger: log, Updates: updates, Reboot: reboot,
+				Containers: containers})
 			if _, err := daemon.SdNotify(true, daemon.SdNotifyReady); err != nil {
 				log.Warn("systemd notification failed", "error", err)
 			}

@@ -127,6 +127,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /actions/activate-update", s.handle(s.updateAction(updateapi.CmdActivate)))
 	mux.HandleFunc("POST /actions/deactivate-update", s.handle(s.updateAction(updateapi.CmdDeactivate)))
 	mux.HandleFunc("POST /actions/reboot", s.handle(s.reboot))
+	mux.HandleFunc("GET /containers/status", s.handle(s.containerStatus))
 	return mux
 }
 

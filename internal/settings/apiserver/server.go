@@ -36,7 +36,10 @@ type Config struct {
 	Applier *applier.Applier            // nil: apply is a no-op (logged)
 	Updates *updateapi.Manager          // nil: the update routes answer 503
 	Reboot  func(context.Context) error // nil: /actions/reboot answers 503
-	Logger  *slog.Logger
+	// Containers reports the host and bootstrap containers' status for GET
+	// /containers/status (nil: the route answers 503).
+	Containers func() (any, error)
+	Logger     *slog.Logger
 }
 
 // Server serves the settings API.

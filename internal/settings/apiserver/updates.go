@@ -53,3 +53,14 @@ func (s *Server) reboot(w http.ResponseWriter, r *http.Request) (int, any, error
 	}
 	return http.StatusNoContent, nil, nil
 }
+
+func (s *Server) containerStatus(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	if s.cfg.Containers == nil {
+		return 0, nil, &httpError{http.StatusServiceUnavailable, "container status is not configured on this node"}
+	}
+	doc, err := s.cfg.Containers()
+	if err != nil {
+		return 0, nil, fmt.Errorf("container status: %w", err)
+	}
+	return http.StatusOK, doc, nil
+}
