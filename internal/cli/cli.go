@@ -46,6 +46,12 @@ func (e UsageError) Error() string { return e.Err.Error() }
 
 func (e UsageError) Unwrap() error { return e.Err }
 
+// ExitError is a command's own exit code (apiclient exec passes on the
+// remote command's): Execute returns it without printing anything.
+type ExitError struct{ Code int }
+
+func (e ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
+
 // Execute runs cmd with args and returns the exit code: 0 on success, 2 on
 // a usage error (printed with the usage), 1 on any other error.
 func Execute(ctx context.Context, cmd *cobra.Command, args []string, stderr io.Writer) int {
@@ -58,6 +64,10 @@ func Execute(ctx context.Context, cmd *cobra.Command, args []string, stderr io.W
 	c, err := cmd.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	var ee ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
 	}
 	var ue UsageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "required flag") {

@@ -41,8 +41,10 @@ func (b *containerBuilder) gantry(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := installCommands(b.st, binDir, b.spec.Commands); err != nil {
-			return "", err
+		for _, n := range b.spec.Commands {
+			if err := b.st.copyIn(filepath.Join(binDir, n), "usr/bin/"+n, 0o755); err != nil {
+				return "", fmt.Errorf("install %s: %w", n, err)
+			}
 		}
 		parts = append(parts, fmt.Sprintf("%s (%s)", strings.Join(b.spec.Commands, ", "), gv))
 	}

@@ -270,6 +270,12 @@ func (s *packageSource) closure(ctx context.Context, v packageRequest, pins []st
 	if err != nil {
 		return nil, fmt.Errorf("resolve packages: %w", err)
 	}
+	// An excluded package is present for apt; it may still list it as an
+	// upgrade of the stub ("Inst systemd [old] (new ...)"), which is not
+	// installed either.
+	for _, x := range v.Excluded() {
+		delete(want, x)
+	}
 	sums, err := a.indexHashes(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("resolve packages: %w", err)

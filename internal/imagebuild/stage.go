@@ -288,6 +288,11 @@ func (s *stage) place(h *tar.Header, r io.Reader) error {
 	case tar.TypeReg:
 		return s.writeFrom(rel, r, mode)
 	case tar.TypeSymlink:
+		// base-files ships the /usr merge's own links (/bin -> usr/bin);
+		// the tree has them from the start.
+		if top := path.Clean("/" + h.Name)[1:]; mergedDirs[top] && path.Clean(h.Linkname) == "usr/"+top {
+			return nil
+		}
 		return s.symlink(h.Linkname, rel)
 	case tar.TypeLink:
 		target := stagePath(h.Linkname)

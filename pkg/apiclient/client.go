@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -23,10 +25,13 @@ const LaunchTx = "gantry-launch"
 // DefaultSocketPath is where the API listens on a node.
 const DefaultSocketPath = "/run/api.sock"
 
-// Client talks to the API over its Unix socket.
+// Client talks to the API over its Unix socket, or over HTTPS with a
+// client certificate to a node's control container (NewTLS).
 type Client struct {
-	socketPath string
-	http       *http.Client
+	where string // the socket or host, for messages
+	// base is the URL requests go to: http://localhost on the socket.
+	base string
+	http *http.Client
 }
 
 // New returns a client for the socket at path.
@@ -39,7 +44,20 @@ func New(path string) *Client {
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &Client{socketPath: path, http: &http.Client{Transport: tr}}
+	return &Client{where: path, base: "http://localhost", http: &http.Client{Transport: tr}}
+}
+
+// NewTLS returns a client for an API endpoint served over TLS, such as the
+// control container's (https://node:8443), authenticating with the TLS
+// configuration's client certificate.
+func NewTLS(endpoint string, cfg *tls.Config) (*Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("endpoint %q: want https://HOST[:PORT]", endpoint)
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second,
+		ForceAttemptHTTP2: false}
+	return &Client{where: u.Host, base: "https://" + u.Host, http: &http.Client{Transport: tr}}, nil
 }
 
 // StatusError is a response with a non-2xx status.
@@ -63,14 +81,14 @@ func (c *Client) Do(ctx context.Context, method, uri string, body []byte) (int, 
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, strings.ToUpper(method), "http://localhost"+uri, rd)
+	req, err := http.NewRequestWithContext(ctx, strings.ToUpper(method), c.base+uri, rd)
 	if err != nil {
 		return 0, nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s via %s: %w", req.Method, uri, c.socketPath, unwrapURLError(err))
+		return 0, nil, fmt.Errorf("%s %s via %s: %w", req.Method, uri, c.where, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)

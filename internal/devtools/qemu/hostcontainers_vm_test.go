@@ -6,16 +6,24 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -57,7 +65,24 @@ func TestHostContainersInVM(t *testing.T) {
 	}
 	pushWithFile(t, repo+":v1", repo+":v2", "etc/web-version", "2\n")
 
+	for _, name := range []string{"control", "admin"} {
+		dir := filepath.Join(src, "containers", name)
+		if _, err := imagebuild.BuildContainer(ctx, imagebuild.ContainerOptions{
+			Dir: dir, Source: src, Out: t.TempDir(), Epoch: &epoch, LockFile: copyLock(t, dir),
+			Push: []string{reg.Host + "/gantry-os/" + name + ":v1"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	webPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	controlPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPort, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +116,7 @@ user-data = "`+script("/usr/local/bin/apiclient get settings.motd\n")+`"
 `), 0o644)
 	dir := vmRunDir(t, "hostctr")
 	opts := Options{BuildDir: bd, RunDir: dir, UserData: ud, Fresh: true, StopTimeout: 30 * time.Second,
-		Forwards: []Forward{{HostPort: webPort, GuestPort: 8090}}}
+		Forwards: []Forward{{HostPort: webPort, GuestPort: 8090}, {HostPort: controlPort, GuestPort: 8443}, {HostPort: sshPort, GuestPort: 22}}}
 	n, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +133,9 @@ user-data = "`+script("/usr/local/bin/apiclient get settings.motd\n")+`"
 	}
 
 	api := apiclient.New(n.SocketPath())
+	checkExec(ctx, t, n)
+	checkControl(ctx, t, api, controlPort)
+	checkAdmin(ctx, t, n, api, sshPort)
 	// The bootstrap commands ran in name order before the containers, which
 	// see their result through apiclient.
 	checkBootstrap(ctx, t, n, api, map[string]string{"a-once": "succeeded", "b-always": "succeeded"}, "")
@@ -205,6 +233,178 @@ user-data = "`+script("/usr/local/bin/apiclient get settings.motd\n")+`"
 	checkBootstrap(ctx, t, n, apiclient.New(n.SocketPath()),
 		map[string]string{"a-once": "skipped", "b-always": "succeeded", "c-essential": "failed"}, "c-essential")
 	waitConsole(ctx, t, n, "bootstrap-containers: the boot stops here: essential bootstrap-containers c-essential failed")
+}
+
+// checkExec runs commands in the web container over GET /exec: the
+// apiclient binary without a terminal (output, exit code as its own), and a
+// terminal session through the client library (the shim's pty, its size).
+func checkExec(ctx context.Context, t *testing.T, n *Node) {
+	t.Helper()
+	bin := testsupport.Build(t, filepath.Join(t.TempDir(), "apiclient"), "cmd/apiclient")
+	cmd := exec.CommandContext(ctx, bin, "--socket-path", n.SocketPath(), "exec", "-T", "web",
+		"/bin/busybox", "sh", "-c", "read x; echo got $x; cat /.bottlerocket/host-containers/current/version; exit 7")
+	cmd.Stdin = strings.NewReader("input\n")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 || string(out) != "got input\n1\n" {
+		t.Errorf("apiclient exec -T: %q, %v; want \"got input\\n1\\n\" and exit code 7", out, err)
+	}
+	var buf bytes.Buffer
+	code, err := apiclient.New(n.SocketPath()).Exec(ctx, apiclient.ExecOptions{Target: "web", TTY: &apiclient.Size{Rows: 33, Cols: 111},
+		Command: []string{"/bin/busybox", "sh", "-c", "/bin/busybox stty size; /bin/busybox tty"}, Stdout: &buf})
+	if err != nil || code != 0 || !strings.Contains(buf.String(), "33 111") || !strings.Contains(buf.String(), "/dev/pts/") {
+		t.Errorf("exec with a terminal: %d %v %q", code, err, buf.String())
+	}
+	if _, err := apiclient.New(n.SocketPath()).Exec(ctx, apiclient.ExecOptions{Target: "nothing", Command: []string{"true"}, Stdout: &buf}); err == nil ||
+		!strings.Contains(err.Error(), `no container "nothing"`) {
+		t.Errorf("exec in a missing container: %v", err)
+	}
+}
+
+// checkAdmin enables the admin container (superpowered) with an SSH key in
+// its user data, logs in over SSH, and checks that sheltie is a root shell
+// in the host's namespaces (PID 1 is the host's systemd, the root is
+// Gantry's), that apiclient works for the user, that the host keys survive
+// a restart, and apiclient exec into it with and without a terminal.
+func checkAdmin(ctx context.Context, t *testing.T, n *Node, api *apiclient.Client, port int) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ud, _ := json.Marshal(map[string]any{"ssh": map[string]any{"authorized-keys": []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}}})
+	t0 := time.Now()
+	if _, err := api.SetKeypairs(ctx, []string{"host-containers.admin.source=ghcr.io/gantry-os/admin:v1", "host-containers.admin.enabled=true",
+		"host-containers.admin.superpowered=true", "host-containers.admin.user-data=" + base64.StdEncoding.EncodeToString(ud)}); err != nil {
+		t.Fatalf("enable the admin container: %v", err)
+	}
+	t.Logf("admin container running %v after the commit began (image not cached)", time.Since(t0).Round(time.Millisecond))
+	login := func() (*ssh.Client, ssh.PublicKey) {
+		t.Helper()
+		var hostKey ssh.PublicKey
+		cfg := &ssh.ClientConfig{User: "ec2-user", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, Timeout: 10 * time.Second,
+			HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error { hostKey = k; return nil }}
+		var err error
+		for try := 0; try < 30; try++ {
+			var c *ssh.Client
+			if c, err = ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg); err == nil {
+				return c, hostKey
+			}
+			time.Sleep(time.Second)
+		}
+		t.Fatalf("ssh to the admin container: %v\nconsole:\n%s", err, grepLines(n.Console(), "admin"))
+		return nil, nil
+	}
+	run := func(c *ssh.Client, cmd, stdin string) string {
+		t.Helper()
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.Stdin = strings.NewReader(stdin)
+		out, err := s.CombinedOutput(cmd)
+		if err != nil {
+			t.Errorf("%s: %v\n%s", cmd, err, out)
+		}
+		return string(out)
+	}
+	c, key1 := login()
+	if out := run(c, "id", ""); !strings.Contains(out, "uid=1000(ec2-user)") || !strings.Contains(out, "274(api)") {
+		t.Errorf("id: %q", out)
+	}
+	out := run(c, "sudo sheltie", "read c < /proc/1/comm; echo pid1=$c; while read l; do case $l in ID=*) echo $l;; esac; done < /etc/os-release\n")
+	if !strings.Contains(out, "pid1=systemd") || !strings.Contains(out, "ID=gantry") {
+		t.Errorf("sheltie is not a shell on the host: %q", out)
+	}
+	if out := run(c, "apiclient get settings.host-containers.admin.superpowered", ""); !strings.Contains(out, "true") {
+		t.Errorf("apiclient in the admin container: %q", out)
+	}
+	c.Close()
+	// A restart keeps the host keys (the persistent directory's etc/ssh).
+	if _, err := api.SetKeypairs(ctx, []string{"host-containers.admin.enabled=false"}); err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Now()
+	if _, err := api.SetKeypairs(ctx, []string{"host-containers.admin.enabled=true"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("admin container running %v after the commit began (image cached)", time.Since(t0).Round(time.Millisecond))
+	c, key2 := login()
+	c.Close()
+	if !bytes.Equal(key1.Marshal(), key2.Marshal()) {
+		t.Error("the SSH host key changed across a restart")
+	}
+	bin := testsupport.Build(t, filepath.Join(t.TempDir(), "apiclient"), "cmd/apiclient")
+	err = exec.CommandContext(ctx, bin, "--socket-path", n.SocketPath(), "exec", "admin", "bash", "-c", "exit 4").Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 4 {
+		t.Errorf("apiclient exec admin: %v, want exit code 4", err)
+	}
+	var buf bytes.Buffer
+	code, err := api.Exec(ctx, apiclient.ExecOptions{Target: "admin", TTY: &apiclient.Size{Rows: 40, Cols: 120},
+		Command: []string{"bash", "-c", "stty size; tty"}, Stdout: &buf})
+	if err != nil || code != 0 || !strings.Contains(buf.String(), "40 120") || !strings.Contains(buf.String(), "/dev/pts/") {
+		t.Errorf("apiclient exec admin with a terminal: %d %v %q", code, err, buf.String())
+	}
+	if _, err := api.SetKeypairs(ctx, []string{"host-containers.admin.enabled=false", "motd=second"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkControl enables the control container with certificates made here,
+// then drives the API over mutual TLS with the apiclient binary; a client
+// without a certificate is refused.
+func checkControl(ctx context.Context, t *testing.T, api *apiclient.Client, port int) {
+	t.Helper()
+	clients, servers := testsupport.NewCA(t, "clients"), testsupport.NewCA(t, "servers")
+	now := time.Now()
+	srvCert, srvKey := servers.Issue(t, "node", true, now.Add(-time.Minute), now.Add(time.Hour))
+	ud, _ := json.Marshal(map[string]string{"server-certificate": srvCert, "server-key": srvKey, "client-ca": clients.PEM})
+	if _, err := api.SetKeypairs(ctx, []string{"host-containers.control.source=ghcr.io/gantry-os/control:v1",
+		"host-containers.control.enabled=true", "host-containers.control.user-data=" + base64.StdEncoding.EncodeToString(ud)}); err != nil {
+		t.Fatalf("enable the control container: %v", err)
+	}
+	dir := t.TempDir()
+	cert, key := clients.Issue(t, "operator", false, now.Add(-time.Minute), now.Add(time.Hour))
+	for name, body := range map[string]string{"client.pem": cert, "client.key": key, "ca.pem": servers.PEM} {
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600)
+	}
+	bin := testsupport.Build(t, filepath.Join(t.TempDir(), "apiclient"), "cmd/apiclient")
+	remote := func(args ...string) (string, error) {
+		base := []string{"--endpoint", fmt.Sprintf("https://127.0.0.1:%d", port), "--tls-cert", filepath.Join(dir, "client.pem"),
+			"--tls-key", filepath.Join(dir, "client.key"), "--tls-ca", filepath.Join(dir, "ca.pem")}
+		out, err := exec.CommandContext(ctx, bin, append(base, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	var out string
+	var err error
+	for try := 0; try < 30; try++ { // the server listens a moment after the container starts
+		if out, err = remote("set", "motd=set over mutual TLS"); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		t.Fatalf("apiclient set over mTLS: %v\n%s", err, out)
+	}
+	if out, err = remote("get", "settings.motd"); err != nil || !strings.Contains(out, "set over mutual TLS") {
+		t.Errorf("apiclient get over mTLS: %v\n%s", err, out)
+	}
+	noCert, err := apiclient.NewTLS(fmt.Sprintf("https://127.0.0.1:%d", port), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := noCert.Get(ctx, []string{"settings.motd"}); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+	if _, err := api.SetKeypairs(ctx, []string{"host-containers.control.enabled=false", "motd=second"}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkBootstrap waits for this boot's bootstrap-containers report in GET

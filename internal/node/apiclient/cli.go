@@ -41,7 +41,14 @@ func NewCommand(stdio IO) *cobra.Command {
 	var socketPath string
 	var verbose bool
 	var logLevel string
-	client := func() *api.Client { return api.New(socketPath) }
+	var remote remoteFlags
+	var c *api.Client
+	client := func() *api.Client {
+		if c == nil {
+			c = api.New(socketPath)
+		}
+		return c
+	}
 
 	var root rawFlags
 	cmd := &cobra.Command{
@@ -63,6 +70,12 @@ func NewCommand(stdio IO) *cobra.Command {
 	pf.StringVarP(&socketPath, "socket-path", "s", api.DefaultSocketPath, "the API's Unix socket")
 	pf.BoolVarP(&verbose, "verbose", "v", false, "print the response status and more detail to stderr")
 	pf.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error (accepted for compatibility)")
+	remote.register(pf)
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		var err error
+		c, err = remote.client()
+		return err
+	}
 	root.register(cmd)
 
 	var raw rawFlags
@@ -208,7 +221,7 @@ func NewCommand(stdio IO) *cobra.Command {
 	}
 
 	applyCmd.Flags().BoolVar(&applyDryRun, "dry-run", false, "show the diff of every file the documents would render, and the restarts, without changing anything")
-	cmd.AddCommand(rawCmd, getCmd, setCmd, applyCmd, updateCommand(client, stdio), rebootCommand(client))
+	cmd.AddCommand(rawCmd, getCmd, setCmd, applyCmd, updateCommand(client, stdio), rebootCommand(client), execCommand(client, stdio))
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"github.com/gantry-os/gantry/internal/containers/exec"
 	"github.com/gantry-os/gantry/internal/containers/hostctr"
 	"github.com/gantry-os/gantry/internal/containers/status"
 	"github.com/gantry-os/gantry/pkg/apiclient"
@@ -26,7 +27,7 @@ func NewCommand() *cobra.Command {
 		datastorePath, socketPath, variant, groupsFile, releasePath, root, templatesDir, runnerKind, logLevel string
 		socketGID                                                                                             int
 		upd                                                                                                   UpdateOptions
-		rebootCommand, readyConsole                                                                           string
+		rebootCommand, readyConsole, execSocket                                                               string
 	)
 	cmd := &cobra.Command{
 		Use:   "apiserver",
@@ -78,8 +79,12 @@ func NewCommand() *cobra.Command {
 				reboot = CommandReboot(strings.Fields(rebootCommand))
 			}
 			containers := func() (any, error) { return status.Read(hostctr.DefaultPaths().Status, "/run/gantry") }
+			var execer exec.Execer
+			if execSocket != "" {
+				execer = exec.Containerd{Socket: execSocket, Namespace: hostctr.Namespace}
+			}
 			srv := New(Config{Store: store, Model: m, Release: rel, Applier: app, Logger: log, Updates: updates, Reboot: reboot,
-				Containers: containers})
+				Containers: containers, Exec: execer})
 			if _, err := daemon.SdNotify(true, daemon.SdNotifyReady); err != nil {
 				log.Warn("systemd notification failed", "error", err)
 			}
@@ -115,6 +120,7 @@ func NewCommand() *cobra.Command {
 	// systemctl skips the inhibitor check and falls back from logind to
 	// systemd's private socket.
 	f.StringVar(&readyConsole, "ready-console", "", "once serving, write a line saying so to this device (/dev/console)")
+	f.StringVar(&execSocket, "exec-socket-path", hostctr.DefaultSocket, "host-containerd's socket, for GET /exec (empty: /exec answers 503)")
 	f.StringVar(&rebootCommand, "reboot-command", "/usr/bin/systemctl --no-block reboot", "what POST /actions/reboot runs (it must return once the reboot is queued, so the answer gets out)")
 	cmd.MarkFlagRequired("datastore-path")
 	return cmd

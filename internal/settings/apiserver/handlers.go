@@ -128,6 +128,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /actions/deactivate-update", s.handle(s.updateAction(updateapi.CmdDeactivate)))
 	mux.HandleFunc("POST /actions/reboot", s.handle(s.reboot))
 	mux.HandleFunc("GET /containers/status", s.handle(s.containerStatus))
+	mux.HandleFunc("GET /exec", s.execSession)
 	return mux
 }
 

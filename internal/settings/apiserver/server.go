@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/internal/containers/exec"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,7 +40,9 @@ type Config struct {
 	// Containers reports the host and bootstrap containers' status for GET
 	// /containers/status (nil: the route answers 503).
 	Containers func() (any, error)
-	Logger     *slog.Logger
+	// Exec starts commands in host containers for GET /exec (nil: 503).
+	Exec   exec.Execer
+	Logger *slog.Logger
 }
 
 // Server serves the settings API.

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"errors"
 	"fmt"
+	"github.com/gantry-os/gantry/internal/containers/exec"
 	"net/http"
 
 	"github.com/gantry-os/gantry/internal/update/updateapi"
@@ -63,4 +64,13 @@ func (s *Server) containerStatus(w http.ResponseWriter, r *http.Request) (int, a
 		return 0, nil, fmt.Errorf("container status: %w", err)
 	}
 	return http.StatusOK, doc, nil
+}
+
+// exec upgrades to Bottlerocket's exec WebSocket (package exec).
+func (s *Server) execSession(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Exec == nil {
+		http.Error(w, "exec is not configured on this node", http.StatusServiceUnavailable)
+		return
+	}
+	exec.Serve(w, r, s.cfg.Exec, s.log)
 }

@@ -1,0 +1,11 @@
+// Command sheltie is the admin container's; see package internal/node/admin.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/gantry-os/gantry/internal/node/admin"
+)
+
+func main() { os.Exit(admin.SheltieMain(context.Background(), os.Args[1:])) }
