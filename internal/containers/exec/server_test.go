@@ -101,7 +101,9 @@ func (p *hostProcess) Resize(_ context.Context, s apiclient.Size) error {
 	return pty.Setsize(p.tty, &pty.Winsize{Rows: s.Rows, Cols: s.Cols})
 }
 
-func (p *hostProcess) Signal(_ context.Context, sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+func (p *hostProcess) Signal(_ context.Context, sig syscall.Signal) error {
+	return p.cmd.Process.Signal(sig)
+}
 
 func (p *hostProcess) Wait(context.Context) (int, error) {
 	err := p.cmd.Wait()
