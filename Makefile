@@ -13,7 +13,7 @@ help:
 	@echo "make bench   - API benchmark against an empty handler on the same socket"
 	@echo "make docs    - regenerate docs/settings.md from the model"
 	@echo "make image   - build the metal-dev image into build/metal-dev"
-	@echo "make run     - build metal-dev and boot it under QEMU (API on run/metal-dev/api.sock, update repository run/metal-dev/repo)"
+	@echo "make run     - build metal-dev and the admin and control images, and boot it under QEMU (API on run/metal-dev/api.sock, update repository run/metal-dev/repo, registry run/metal-dev/registry)"
 	@echo "make run-local - start an unprivileged local node without a VM (API on run/api.sock)"
 
 build:
@@ -46,12 +46,15 @@ docs:
 
 # The node's update repository (a development one, made once and kept in run/)
 # comes first, so that the image trusts it; gantry run then publishes the image
-# to it and serves it to the node.
+# to it and serves it to the node. The admin and control images go to
+# build/containers, which gantry run publishes to its local registry.
 RUN_REPO := run/metal-dev/repo
 
 run-image: build
 	$(BIN)/gantry repo init --dev --repo $(RUN_REPO)
 	$(BIN)/gantry build -q --root-json $(RUN_REPO)/metadata/root.json
+	$(BIN)/gantry container build -q admin
+	$(BIN)/gantry container build -q control
 
 run: run-image
 	$(BIN)/gantry run --update-repo $(RUN_REPO)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,13 @@ if [ "$1" = set-hostname ]; then exit 0; fi
 exec %s --root "$GANTRY_ROOT" --socket-path %s "$@"
 `
 
+// hostContainersShim stands in for the host-containers restart program,
+// which starts units through systemd's D-Bus: it logs the settings it was
+// told changed.
+const hostContainersShim = `#!/bin/sh
+echo "host-containers $* [$CHANGED_SETTINGS]" >> "$GANTRY_ROOT/restarts.log"
+`
+
 func newNode(t *testing.T, bin string) *node { return newNodeWith(t, bin) }
 
 // newNodeWith starts a node whose apiserver gets extra flags.
@@ -94,6 +102,7 @@ func newNodeWith(t *testing.T, bin string, apiserverArgs ...string) *node {
 	}
 	os.MkdirAll(filepath.Join(n.root, "usr", "bin"), 0o755)
 	os.WriteFile(filepath.Join(n.root, "usr", "bin", "systemctl"), []byte(systemctlShim), 0o755)
+	os.WriteFile(filepath.Join(n.root, "usr", "bin", "host-containers"), []byte(hostContainersShim), 0o755)
 	os.WriteFile(filepath.Join(n.root, "usr", "bin", "netdog"), []byte(fmt.Sprintf(netdogShim, filepath.Join(bin, "netdog"), n.socket)), 0o755)
 	os.WriteFile(filepath.Join(dir, "os-release"), []byte("NAME=Gantry\nPRETTY_NAME=\"Gantry 1.0.0\"\nVARIANT_ID=metal-dev\nVERSION_ID=1.0.0\nBUILD_ID=e2e\n"), 0o644)
 	n.run("storewolf", "--data-store-base-path", filepath.Join(dir, "ds"), "--defaults-dir",
@@ -285,6 +294,17 @@ func TestBootAndRuntimePipeline(t *testing.T) {
 	}
 	if r := n.restarts(); r != "" {
 		t.Fatalf("a motd change restarted %q", r)
+	}
+	// A host container change re-renders the host containers' files and
+	// runs the host-containers program with the changed settings, from
+	// which it restarts only that container.
+	aged = n.ageFiles()
+	n.api("set", "host-containers.control.enabled=true")
+	if got := n.rewritten(aged); !slices.Contains(got, "/etc/host-containers/control.env") {
+		t.Fatalf("a control container change rewrote %v", got)
+	}
+	if r := n.restarts(); !strings.Contains(r, "host-containers  [settings.host-containers.control.enabled]") {
+		t.Fatalf("a control container change ran %q", r)
 	}
 	aged = n.ageFiles()
 	n.api("set", `kernel.sysctl."net.ipv4.ip_forward"=1`)

@@ -195,7 +195,7 @@ func (b *containerBuilder) image(context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image layout: %w", err)
 	}
-	ref := b.spec.Name + ":" + b.res.Version
+	ref := b.spec.Name + ":" + ImageTag(b.res.Version)
 	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
 		return "", fmt.Errorf("image layout: %w", err)
 	}
@@ -291,3 +291,13 @@ func (b *containerBuilder) nameOpts(ref string) []name.Option {
 }
 
 func timeAt(epoch time.Time) time.Time { return epoch.UTC() }
+
+// ImageTag is the tag of an image of version v in its OCI layout and in the
+// variants' default sources: v with a leading "v" (0.1.0 → v0.1.0), as
+// Bottlerocket tags its host containers.
+func ImageTag(v string) string {
+	if v != "" && v[0] >= '0' && v[0] <= '9' {
+		return "v" + v
+	}
+	return v
+}

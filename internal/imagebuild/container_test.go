@@ -14,7 +14,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/gantry-os/gantry/internal/settings/storewolf"
 	"github.com/gantry-os/gantry/internal/testsupport"
+	"github.com/gantry-os/gantry/pkg/model"
+	"github.com/gantry-os/gantry/pkg/version"
 )
 
 // TestBuildContainer builds the test web image (Debian's busybox-static
@@ -135,6 +138,41 @@ func TestLoadContainerErrors(t *testing.T) {
 		_, err := LoadContainer(dir)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestDefaultHostContainerSources checks that every variant's default
+// sources for Gantry's own host containers name the images this tree
+// builds: ghcr.io/gantry-os/<container.toml name>:<ImageTag(version)>,
+// the ref gantry container build puts in the layout and gantry run
+// publishes, so that a version bump cannot leave the defaults behind.
+func TestDefaultHostContainerSources(t *testing.T) {
+	src := sourceRoot(t)
+	for variant := range model.BuiltinVariants() {
+		defaults, err := storewolf.LoadDefaults(filepath.Join(src, "variants", variant, "defaults.d"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc, _ := defaults["settings"].(map[string]any)["host-containers"].(map[string]any)
+		for _, c := range []string{"admin", "control"} {
+			spec, err := LoadContainer(filepath.Join(src, "containers", c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			entry, _ := hc[c].(map[string]any)
+			want := "ghcr.io/gantry-os/" + spec.Name + ":" + ImageTag(version.Version)
+			if entry["source"] != want || entry["enabled"] != false {
+				t.Errorf("%s: settings.host-containers.%s = %v, want source %q and enabled = false", variant, c, entry, want)
+			}
+		}
+	}
+}
+
+func TestImageTag(t *testing.T) {
+	for in, want := range map[string]string{"0.1.0": "v0.1.0", "v2": "v2", "latest": "latest", "": ""} {
+		if got := ImageTag(in); got != want {
+			t.Errorf("ImageTag(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -92,6 +92,25 @@ func TestLoadRegistryConfig(t *testing.T) {
 	}
 }
 
+// TestLoadRenderedRegistryConfig reads what the variants' host-ctr-toml
+// template renders (the render package's expected output), so that the
+// template and this parser cannot drift apart.
+func TestLoadRenderedRegistryConfig(t *testing.T) {
+	c, err := LoadRegistryConfig(filepath.Join("..", "..", "settings", "render", "testdata", "host-ctr.expected"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Mirrors["ghcr.io"].Endpoints; len(got) != 2 || got[0] != "http://10.0.2.2:5000" {
+		t.Errorf("ghcr.io mirrors: %v", got)
+	}
+	if u, p, err := c.credentials("registry.example.com"); err != nil || u != "me" || p != `p"w` {
+		t.Errorf("credentials: %q %q %v", u, p, err)
+	}
+	if u, p, err := c.credentials("registry-1.docker.io"); err != nil || u != "me" || p != "pw" {
+		t.Errorf("Docker Hub credentials from auth: %q %q %v", u, p, err)
+	}
+}
+
 func TestRetryWaits(t *testing.T) {
 	r := DefaultRetry()
 	var got []time.Duration

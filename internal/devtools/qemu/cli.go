@@ -24,6 +24,8 @@ const (
 	DefaultBuildDir    = "build/metal-dev"
 	DefaultUserData    = "examples/user-data.toml"
 	DefaultBootTimeout = 10 * time.Minute
+	// DefaultContainers is where gantry container build puts its images.
+	DefaultContainers = "build/containers"
 )
 
 // NewCommand returns `gantry run`.
@@ -36,7 +38,8 @@ func NewCommand() *cobra.Command {
 		boot                 string
 		userData, runDirFlag string
 		repoDir              string
-		noRepo               bool
+		noRepo, noRegistry   bool
+		containers           string
 		nics, forwards       []string
 	)
 	var diskSize string
@@ -70,7 +73,15 @@ development repository whose one key, made once, is in its keys/ folder (gantry 
 does not offer it yet, serves it on 127.0.0.1 (the guest's 10.0.2.2) for as long as the
 node runs, and adds its URLs to the user data unless the user data names a repository.
 The image trusts it when built with --root-json <run dir>/repo/metadata/root.json, as
-make run does. --no-update-repo turns this off.`,
+make run does. --no-update-repo turns this off.
+
+run also runs a local OCI registry for the node's host containers: Debian's docker-registry
+on 127.0.0.1, its storage in <run dir>/registry. It publishes the images gantry container
+build made (--containers, default build/containers when it exists: the admin and control
+images, which make run builds) under gantry-os/, and adds to the user data a settings.container-registry
+mirror for ghcr.io, the registry the variant's default host container sources name,
+unless the user data has one. The node then pulls ghcr.io/gantry-os/gantry-admin:v0.1.0
+from this registry. --no-registry turns this off.`,
 		Example: `  gantry run                                   # build/metal-dev, examples/user-data.toml
   bin/apiclient --socket-path run/metal-dev/api.sock get settings
   gantry run --fresh --console --user-data my.toml
@@ -124,6 +135,7 @@ make run does. --no-update-repo turns this off.`,
 				o.Forwards = append(o.Forwards, fw)
 			}
 			o.UpdateRepo = updateRepoDir(o, repoDir, noRepo)
+			o.Containers = containersDir(containers, cmd.Flags().Changed("containers"), noRegistry)
 			if echo {
 				o.Console = cmd.OutOrStdout()
 			}
@@ -149,6 +161,9 @@ make run does. --no-update-repo turns this off.`,
 	f.StringVar(&repoDir, "update-repo", "", "local update repository to publish the build's release to and serve the node (default: <run dir>/repo, when booting a build directory)")
 	f.BoolVar(&noRepo, "no-update-repo", false, "serve no update repository")
 	f.IntVar(&o.UpdateRepoPort, "update-repo-port", 0, "port of the update repository on 127.0.0.1 (default: the one this run directory used before, else a free one)")
+	f.StringVar(&containers, "containers", DefaultContainers, "container image builds (<name>/oci, gantry container build's output) to publish to the node's local registry")
+	f.BoolVar(&noRegistry, "no-registry", false, "run no local registry (and add no mirror to the user data)")
+	f.IntVar(&o.RegistryPort, "registry-port", 0, "port of the local registry on 127.0.0.1 (default: the one this run directory used before, else a free one)")
 	f.BoolVar(&o.Fresh, "fresh", false, "discard the disk of a previous run: boot for the first time")
 	f.StringVar(&diskMode, "disk-mode", "", "copy (sparse copy of the image) or overlay (qcow2 on the image; boot files only) (default: copy when booting from disk, else overlay when qemu-img exists)")
 	f.StringVar(&o.DiskInterface, "disk-interface", DiskVirtio, "virtio or nvme")
@@ -181,6 +196,21 @@ func updateRepoDir(o Options, flag string, off bool) string {
 		return filepath.Join(o.RunDir, RunRepoDir)
 	}
 	return ""
+}
+
+// containersDir is Options.Containers for gantry run: --containers when
+// given, else the default folder when it exists (nothing was built: no
+// registry), none with --no-registry.
+func containersDir(flag string, given, off bool) string {
+	if off {
+		return ""
+	}
+	if !given {
+		if _, err := os.Stat(flag); err != nil {
+			return ""
+		}
+	}
+	return flag
 }
 
 // runNode is `gantry run` once the flags are read.
@@ -277,10 +307,11 @@ In another terminal:
   %s set motd="hello from the API"
   %s -u /os
   %s update check%s
-%s
+%s%s
 Console log: %s
 Ctrl-C powers the node off; its disk stays in %s for the next run.
-`, notice, n.Accel(), rel(n.SocketPath()), api, api, api, api, check, repoHints(n.UpdateRepo(), n.DiskReused(), noRoot), rel(n.ConsolePath()), rel(n.RunDir()))
+`, notice, n.Accel(), rel(n.SocketPath()), api, api, api, api, check, repoHints(n.UpdateRepo(), n.DiskReused(), noRoot),
+		registryHints(n.Registry(), n.DiskReused()), rel(n.ConsolePath()), rel(n.RunDir()))
 
 	select {
 	case <-ctx.Done():
@@ -332,6 +363,35 @@ func repoHints(r *UpdateRepo, diskReused, noRoot bool) string {
 		b.WriteString("  There is no user data, so the node was not told of this repository.\n")
 	case diskReused && r.PortChanged:
 		b.WriteString("  Its port changed since the node's first boot, whose settings name the old one (--fresh starts over).\n")
+	}
+	return b.String()
+}
+
+// registryHints is what gantry run prints about the node's local registry
+// (nil: none): where it is, what it published, and whether the node uses
+// it.
+func registryHints(r *LocalRegistry, diskReused bool) string {
+	if r == nil {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nLocal registry: %s (the node's %s), storage in its run directory.\n", r.Host, r.Guest)
+	if len(r.Images) == 0 {
+		b.WriteString("  No container images to publish: gantry container build admin (make run builds admin and control).\n")
+	}
+	for _, img := range r.Images {
+		fmt.Fprintf(&b, "  published %s\n", img.Ref)
+	}
+	switch {
+	case r.Mirror == UserDataRepoOwn:
+		fmt.Fprintf(&b, "  The user data has its own mirror for %s, so the node does not pull from here.\n", MirroredRegistry)
+	case r.Mirror == UserDataRepoNone:
+		fmt.Fprintf(&b, "  There is no user data, so the node does not know this registry (set container-registry.mirrors).\n")
+	case diskReused && r.PortChanged:
+		b.WriteString("  Its port changed since the node's first boot, whose settings name the old one (--fresh starts over).\n")
+	default:
+		fmt.Fprintf(&b, "  The node pulls %s/%s/... from here: enable the admin container with an SSH key\n"+
+			"  (docs/host-containers.md#the-admin-container) and run with --forward 2222:22 to ssh in.\n", MirroredRegistry, PublishPrefix)
 	}
 	return b.String()
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/gantry-os/gantry/internal/devtools/registry"
 	"github.com/gantry-os/gantry/internal/imagebuild"
 	"github.com/gantry-os/gantry/internal/testsupport"
 	"github.com/gantry-os/gantry/pkg/apiclient"
@@ -65,14 +66,21 @@ func TestHostContainersInVM(t *testing.T) {
 	}
 	pushWithFile(t, repo+":v1", repo+":v2", "etc/web-version", "2\n")
 
+	// Gantry's own images go the way gantry run takes them: built into
+	// <dir>/<name>/oci, published under gantry-os/ as the layouts name
+	// them, and pulled by the node through the mirror under the variant's
+	// default sources.
+	built := t.TempDir()
 	for _, name := range []string{"control", "admin"} {
 		dir := filepath.Join(src, "containers", name)
 		if _, err := imagebuild.BuildContainer(ctx, imagebuild.ContainerOptions{
-			Dir: dir, Source: src, Out: t.TempDir(), Epoch: &epoch, LockFile: copyLock(t, dir),
-			Push: []string{reg.Host + "/gantry-os/" + name + ":v1"},
+			Dir: dir, Source: src, Out: filepath.Join(built, name), Epoch: &epoch, LockFile: copyLock(t, dir),
 		}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if pub, err := registry.PublishLayouts(ctx, built, reg.Host, "gantry-os"); err != nil || len(pub) != 2 {
+		t.Fatalf("publish the admin and control images: %v %v", pub, err)
 	}
 	webPort, err := freePort()
 	if err != nil {
@@ -278,8 +286,8 @@ func checkAdmin(ctx context.Context, t *testing.T, n *Node, api *apiclient.Clien
 	}
 	ud, _ := json.Marshal(map[string]any{"ssh": map[string]any{"authorized-keys": []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}}})
 	t0 := time.Now()
-	if _, err := api.SetKeypairs(ctx, []string{"host-containers.admin.source=ghcr.io/gantry-os/admin:v1", "host-containers.admin.enabled=true",
-		"host-containers.admin.superpowered=true", "host-containers.admin.user-data=" + base64.StdEncoding.EncodeToString(ud)}); err != nil {
+	if _, err := api.SetKeypairs(ctx, []string{"host-containers.admin.enabled=true",
+		"host-containers.admin.user-data=" + base64.StdEncoding.EncodeToString(ud)}); err != nil {
 		t.Fatalf("enable the admin container: %v", err)
 	}
 	t.Logf("admin container running %v after the commit began (image not cached)", time.Since(t0).Round(time.Millisecond))
@@ -365,8 +373,7 @@ func checkControl(ctx context.Context, t *testing.T, api *apiclient.Client, port
 	now := time.Now()
 	srvCert, srvKey := servers.Issue(t, "node", true, now.Add(-time.Minute), now.Add(time.Hour))
 	ud, _ := json.Marshal(map[string]string{"server-certificate": srvCert, "server-key": srvKey, "client-ca": clients.PEM})
-	if _, err := api.SetKeypairs(ctx, []string{"host-containers.control.source=ghcr.io/gantry-os/control:v1",
-		"host-containers.control.enabled=true", "host-containers.control.user-data=" + base64.StdEncoding.EncodeToString(ud)}); err != nil {
+	if _, err := api.SetKeypairs(ctx, []string{"host-containers.control.enabled=true", "host-containers.control.user-data=" + base64.StdEncoding.EncodeToString(ud)}); err != nil {
 		t.Fatalf("enable the control container: %v", err)
 	}
 	dir := t.TempDir()
@@ -401,6 +408,25 @@ func checkControl(ctx context.Context, t *testing.T, api *apiclient.Client, port
 	}
 	if _, err := noCert.Get(ctx, []string{"settings.motd"}); err == nil {
 		t.Error("a client without a certificate was served")
+	}
+	// A certificate of another CA and an expired one of the right CA are
+	// refused by the node's TLS handshake too.
+	stranger := testsupport.NewCA(t, "strangers")
+	for name, pair := range map[string][2]string{
+		"another CA": func() [2]string {
+			c, k := stranger.Issue(t, "stranger", false, now.Add(-time.Minute), now.Add(time.Hour))
+			return [2]string{c, k}
+		}(),
+		"an expired certificate": func() [2]string {
+			c, k := clients.Issue(t, "former", false, now.Add(-2*time.Hour), now.Add(-time.Hour))
+			return [2]string{c, k}
+		}(),
+	} {
+		os.WriteFile(filepath.Join(dir, "client.pem"), []byte(pair[0]), 0o600)
+		os.WriteFile(filepath.Join(dir, "client.key"), []byte(pair[1]), 0o600)
+		if out, err := remote("get", "settings.motd"); err == nil {
+			t.Errorf("a client with %s was served:\n%s", name, out)
+		}
 	}
 	if _, err := api.SetKeypairs(ctx, []string{"host-containers.control.enabled=false", "motd=second"}); err != nil {
 		t.Fatal(err)

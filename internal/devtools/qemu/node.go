@@ -44,8 +44,9 @@ type Node struct {
 	forced   atomic.Bool // Stop had to quit or kill QEMU (StopForced)
 
 	lock      *os.File
-	repo      *repoServer // Options.UpdateRepo, served until cleanup
-	consoleMu sync.Mutex  // serializes console and stderr writes with their readers
+	repo      *repoServer     // Options.UpdateRepo, served until cleanup
+	registry  *registryServer // Options.Containers, run until cleanup
+	consoleMu sync.Mutex      // serializes console and stderr writes with their readers
 	exited    chan struct{}
 	waitErr   error
 	fwCancel  context.CancelFunc
@@ -127,8 +128,21 @@ func start(ctx context.Context, o Options, lock *os.File) (_ *Node, err error) {
 			}
 		}()
 	}
+	var reg *registryServer
+	if o.Containers != "" {
+		if reg, err = startRegistry(ctx, o, d.reused); err != nil {
+			return nil, err
+		}
+		o.UserData = reg.userData
+		defer func() {
+			if err != nil {
+				reg.close()
+			}
+		}()
+	}
 	n := &Node{
 		repo:        repo,
+		registry:    reg,
 		opts:        o,
 		accel:       accel,
 		disk:        d,
@@ -337,6 +351,7 @@ func (n *Node) cleanup() {
 			<-n.fwDone
 		}
 		n.repo.close()
+		n.registry.close()
 		n.lock.Close()
 	})
 }
@@ -348,6 +363,16 @@ func (n *Node) UpdateRepo() *UpdateRepo {
 		return nil
 	}
 	info := n.repo.info
+	return &info
+}
+
+// Registry is the local registry run for the node (Options.Containers),
+// or nil.
+func (n *Node) Registry() *LocalRegistry {
+	if n.registry == nil {
+		return nil
+	}
+	info := n.registry.info
 	return &info
 }
 

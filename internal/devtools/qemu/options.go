@@ -165,6 +165,23 @@ type Options struct {
 	// a free one.
 	UpdateRepoPort int
 
+	// Containers, when set, is a folder of container image builds
+	// (<name>/oci layouts, gantry container build's output: Gantry's admin
+	// and control images). Start runs a real registry (Debian's
+	// docker-registry) on the host's 127.0.0.1 with its storage in
+	// <run dir>/registry, publishes every layout's image there under
+	// gantry-os/ as the layout names it (gantry-os/gantry-admin:v0.1.0),
+	// and adds a settings.container-registry mirror for ghcr.io (the
+	// variants' default sources) at http://10.0.2.2:PORT to the user data,
+	// unless the user data has a mirror for ghcr.io or "*" (AddMirror).
+	// A folder that does not exist publishes nothing; the registry still
+	// runs.
+	Containers string
+	// RegistryPort is the registry's port on 127.0.0.1; 0 means the port
+	// this run directory's node was given before (RunRegistryPort), else
+	// a free one.
+	RegistryPort int
+
 	// MemoryMiB and CPUs size the VM (defaults 1024 and 1).
 	MemoryMiB, CPUs int
 	// Accel is "auto" (default: KVM when /dev/kvm opens read-write), "kvm"
@@ -304,6 +321,9 @@ func (o Options) resolve() (Options, error) {
 	if o.UpdateRepo != "" && o.BuildDir == "" {
 		return o, errors.New("update repository: publishing the booted release needs the image's build directory")
 	}
+	if o.RegistryPort < 0 || o.RegistryPort > 65535 {
+		return o, fmt.Errorf("registry port %d: want 0-65535", o.RegistryPort)
+	}
 	if o.UpdateRepoPort < 0 || o.UpdateRepoPort > 65535 {
 		return o, fmt.Errorf("update repository port %d: want 0-65535", o.UpdateRepoPort)
 	}
@@ -366,7 +386,7 @@ func (o Options) resolve() (Options, error) {
 		*p = a
 		return nil
 	}
-	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.NetTOML, &o.RunDir, &o.OVMF, &o.BuildDir, &o.UpdateRepo} {
+	for _, p := range []*string{&o.Image, &o.Kernel, &o.Initrd, &o.UserData, &o.NetTOML, &o.RunDir, &o.OVMF, &o.BuildDir, &o.UpdateRepo, &o.Containers} {
 		if err := abs(p); err != nil {
 			return o, err
 		}

@@ -182,30 +182,37 @@ func startUpdateRepo(ctx context.Context, o Options, diskKept bool) (*repoServer
 	return s, nil
 }
 
-// listenRepo listens on 127.0.0.1 at Options.UpdateRepoPort, else at the
-// port this run directory's repository used before, else at a free one, and
-// records the port. changed tells that a port was recorded before and this
-// one differs. A port recorded before that is taken now is an error when
-// the disk is kept (its settings name that port), else a free one is used.
-func listenRepo(o Options, diskKept bool) (ln net.Listener, changed bool, err error) {
-	portFile := filepath.Join(o.RunDir, RunRepoPort)
+// listenRepo listens on 127.0.0.1 for the update repository: at
+// Options.UpdateRepoPort, else where this run directory's repository was
+// before (listenKept).
+func listenRepo(o Options, diskKept bool) (net.Listener, bool, error) {
+	return listenKept(o, filepath.Join(o.RunDir, RunRepoPort), o.UpdateRepoPort, diskKept, "update repository")
+}
+
+// listenKept listens on 127.0.0.1 at port want, else at the port recorded
+// in portFile (a previous run's), else at a free one, and records the port.
+// changed tells that a port was recorded before and this one differs. A
+// port recorded before that is taken now is an error when the disk is kept
+// (its settings, from the first boot's user data, name that port), else a
+// free one is used. what names the server in messages.
+func listenKept(o Options, portFile string, want int, diskKept bool, what string) (ln net.Listener, changed bool, err error) {
 	saved := 0
 	if b, err := os.ReadFile(portFile); err == nil {
 		saved, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, fmt.Errorf("read %s: %w", portFile, err)
 	}
-	port := o.UpdateRepoPort
+	port := want
 	if port == 0 {
 		port = saved
 	}
 	ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil && o.UpdateRepoPort == 0 && saved != 0 {
+	if err != nil && want == 0 && saved != 0 {
 		if diskKept {
-			return nil, false, fmt.Errorf("the node's settings name its update repository at %s:%d (its first boot's user data), "+
-				"and 127.0.0.1:%d is taken: free it, or start over with --fresh: %w", GuestHostAddr, saved, saved, err)
+			return nil, false, fmt.Errorf("the node's settings name its %s at %s:%d (its first boot's user data), "+
+				"and 127.0.0.1:%d is taken: free it, or start over with --fresh: %w", what, GuestHostAddr, saved, saved, err)
 		}
-		o.Logger.Info("the update repository's previous port is taken; a new disk gets a new one", "port", saved)
+		o.Logger.Info("the previous port is taken; a new disk gets a new one", "server", what, "port", saved)
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
 	}
 	if err != nil {
@@ -218,8 +225,8 @@ func listenRepo(o Options, diskKept bool) (ln net.Listener, changed bool, err er
 	}
 	changed = saved != 0 && saved != got
 	if changed && diskKept {
-		o.Logger.Warn("the update repository moved to another port; the node's settings, from its first boot, still name the old one",
-			"old", saved, "new", got)
+		o.Logger.Warn("moved to another port; the node's settings, from its first boot, still name the old one",
+			"server", what, "old", saved, "new", got)
 	}
 	return ln, changed, nil
 }

@@ -176,3 +176,132 @@ func reencode(plain []byte, urls RepoURLs) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// mirrorComment heads what AddMirror writes into user data.
+const mirrorComment = "# Added by gantry run: its local registry mirrors the host containers' registry (--no-registry leaves it out)."
+
+// AddMirror returns user data (TOML, optionally gzip-compressed) with a
+// settings.container-registry mirror for registry at endpoint, unless it
+// has a mirror for registry or for "*" already: then data is returned as it
+// is, with UserDataRepoOwn. The mirror is appended as a
+// [[settings.container-registry.mirrors]] table, so the user's text and
+// comments are kept; a document where that is not valid TOML (mirrors
+// given as an inline array) is encoded anew from its parsed content. Every
+// result is parsed again and must hold the original settings plus the
+// mirror.
+func AddMirror(source string, data []byte, registry, endpoint string) ([]byte, UserDataRepo, error) {
+	doc, err := userdata.Parse(source, data)
+	if err != nil {
+		return nil, "", fmt.Errorf("user data: %w", err)
+	}
+	cr, _ := doc.Settings["container-registry"].(map[string]any)
+	mirrors := mirrorList(cr["mirrors"])
+	for _, m := range mirrors {
+		if r, _ := m["registry"].(string); r == registry || r == "*" {
+			return data, UserDataRepoOwn, nil
+		}
+	}
+	plain, err := plainUserData(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("user data %s: %w", source, err)
+	}
+	entry := map[string]any{"registry": registry, "endpoint": []any{endpoint}}
+	want := maps.Clone(doc.Settings)
+	if want == nil {
+		want = map[string]any{}
+	}
+	wantCR := maps.Clone(cr)
+	if wantCR == nil {
+		wantCR = map[string]any{}
+	}
+	wantCR["mirrors"] = append(mirrorsAsAny(mirrors), entry)
+	want["container-registry"] = wantCR
+
+	var b bytes.Buffer
+	b.Write(plain)
+	if len(plain) > 0 && !bytes.HasSuffix(plain, []byte("\n")) {
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "\n%s\n[[settings.container-registry.mirrors]]\nregistry = %q\nendpoint = [%q]\n", mirrorComment, registry, endpoint)
+	textErr := sameMirrors(source, b.Bytes(), want)
+	if textErr == nil {
+		return b.Bytes(), UserDataRepoAdded, nil
+	}
+	top := map[string]any{}
+	if _, err := toml.Decode(string(plain), &top); err != nil {
+		return nil, "", fmt.Errorf("user data %s: add the mirror: decode: %w", source, err)
+	}
+	settings, _ := top["settings"].(map[string]any)
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	settings["container-registry"] = wantCR
+	top["settings"] = settings
+	var enc bytes.Buffer
+	enc.WriteString("# Encoded by gantry run from the user data given (its comments are dropped), with its\n" +
+		"# local registry added as a mirror (--no-registry leaves it out).\n")
+	if err := toml.NewEncoder(&enc).Encode(top); err != nil {
+		return nil, "", fmt.Errorf("user data %s: add the mirror: encode: %w", source, err)
+	}
+	if err := sameMirrors(source, enc.Bytes(), want); err != nil {
+		return nil, "", fmt.Errorf("user data %s: add the mirror: %w (adding it to the text: %v)", source, err, textErr)
+	}
+	return enc.Bytes(), UserDataRepoAdded, nil
+}
+
+// mirrorList is settings.container-registry.mirrors as TOML decoded it
+// (an array of tables, or an inline array of tables).
+func mirrorList(v any) []map[string]any {
+	var out []map[string]any
+	switch l := v.(type) {
+	case []map[string]any:
+		out = l
+	case []any:
+		for _, e := range l {
+			if m, ok := e.(map[string]any); ok {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+func mirrorsAsAny(l []map[string]any) []any {
+	out := make([]any, 0, len(l)+1)
+	for _, m := range l {
+		out = append(out, m)
+	}
+	return out
+}
+
+// sameMirrors parses data as user data and requires want, comparing the
+// mirror lists by content whatever slice type TOML decoded them to.
+func sameMirrors(source string, data []byte, want map[string]any) error {
+	doc, err := userdata.Parse(source, data)
+	if err != nil {
+		return err
+	}
+	norm := func(s map[string]any) map[string]any {
+		s = maps.Clone(s)
+		if cr, ok := s["container-registry"].(map[string]any); ok {
+			cr = maps.Clone(cr)
+			cr["mirrors"] = mirrorsAsAny(mirrorList(cr["mirrors"]))
+			for _, m := range cr["mirrors"].([]any) {
+				mm := m.(map[string]any)
+				if e, ok := mm["endpoint"].([]string); ok {
+					l := make([]any, len(e))
+					for i := range e {
+						l[i] = e[i]
+					}
+					mm["endpoint"] = l
+				}
+			}
+			s["container-registry"] = cr
+		}
+		return s
+	}
+	if !reflect.DeepEqual(norm(doc.Settings), norm(want)) {
+		return fmt.Errorf("the settings changed beyond the mirror")
+	}
+	return nil
+}

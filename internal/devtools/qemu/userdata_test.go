@@ -123,3 +123,75 @@ func TestAddRepoURLs(t *testing.T) {
 		})
 	}
 }
+
+// TestAddMirror: gantry run's registry is added as the ghcr.io mirror to
+// user data without one, after the mirrors the user has for other
+// registries; user data with a mirror for ghcr.io or "*" is passed as it
+// is.
+func TestAddMirror(t *testing.T) {
+	const ep = "http://10.0.2.2:5123"
+	added := "[[settings.container-registry.mirrors]]\nregistry = \"ghcr.io\"\nendpoint = [\"" + ep + "\"]\n"
+	tests := []struct {
+		name      string
+		in        []byte
+		want      UserDataRepo
+		contains  []string
+		reencoded bool
+		mirrors   int
+		wantErr   string
+	}{
+		{name: "none", in: []byte("# mine\n[settings]\nmotd = \"hi\"\n"), want: UserDataRepoAdded, mirrors: 1,
+			contains: []string{"# mine\n[settings]\nmotd = \"hi\"\n", mirrorComment, added}},
+		{name: "empty", in: nil, want: UserDataRepoAdded, mirrors: 1, contains: []string{added}},
+		{name: "another registry's mirror", in: []byte("[[settings.container-registry.mirrors]]\nregistry = \"docker.io\"\nendpoint = [\"https://m.example\"]\n"),
+			want: UserDataRepoAdded, mirrors: 2, contains: []string{"registry = \"docker.io\"", added}},
+		{name: "credentials table", in: []byte("[[settings.container-registry.credentials]]\nregistry = \"ghcr.io\"\nusername = \"u\"\npassword = \"p\"\n"),
+			want: UserDataRepoAdded, mirrors: 1, contains: []string{"username = \"u\"", added}},
+		{name: "inline mirrors", in: []byte("# dropped\n[settings.container-registry]\nmirrors = [{registry = \"docker.io\", endpoint = [\"https://m.example\"]}]\n"),
+			want: UserDataRepoAdded, mirrors: 2, reencoded: true},
+		{name: "gzip", in: gz("[settings]\nmotd = \"hi\"\n"), want: UserDataRepoAdded, mirrors: 1, contains: []string{added}},
+		{name: "its own ghcr.io mirror", in: []byte("[[settings.container-registry.mirrors]]\nregistry = \"ghcr.io\"\nendpoint = [\"https://mine.example\"]\n"),
+			want: UserDataRepoOwn},
+		{name: "a mirror for every registry", in: []byte("[[settings.container-registry.mirrors]]\nregistry = \"*\"\nendpoint = [\"https://mine.example\"]\n"),
+			want: UserDataRepoOwn},
+		{name: "not TOML", in: []byte("[settings\n"), wantErr: "user data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, what, err := AddMirror("ud.toml", tt.in, "ghcr.io", ep)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || what != tt.want {
+				t.Fatalf("AddMirror = %v, %v; want %v", what, err, tt.want)
+			}
+			if what == UserDataRepoOwn {
+				if !bytes.Equal(out, tt.in) {
+					t.Errorf("user data with its own mirror was changed:\n%s", out)
+				}
+				return
+			}
+			s := string(out)
+			for _, c := range tt.contains {
+				if !strings.Contains(s, c) {
+					t.Errorf("result lacks %q:\n%s", c, s)
+				}
+			}
+			if tt.reencoded == strings.Contains(s, mirrorComment) {
+				t.Errorf("reencoded = %v, but the result is:\n%s", tt.reencoded, s)
+			}
+			doc, err := userdata.Parse("out", out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cr, _ := doc.Settings["container-registry"].(map[string]any)
+			ms := mirrorList(cr["mirrors"])
+			if len(ms) != tt.mirrors || ms[len(ms)-1]["registry"] != "ghcr.io" {
+				t.Errorf("mirrors %v, want %d ending with ghcr.io", ms, tt.mirrors)
+			}
+		})
+	}
+}
