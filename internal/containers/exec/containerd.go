@@ -72,7 +72,7 @@ func (c Containerd) start(ctx context.Context, cl *client.Client, target string,
 	if err != nil {
 		return nil, UserError{fmt.Errorf("exec in %s: %w", target, err)}
 	}
-	p := &ctrProcess{cl: cl, proc: proc, in: inW, inR: inR, out: outR, outW: outW}
+	p := &ctrProcess{cl: cl, proc: proc, in: inW, inR: inR, out: outR, outW: outW, tty: tty != nil}
 	if p.exited, err = proc.Wait(context.WithoutCancel(ctx)); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("exec in %s: %w", target, err)
@@ -95,16 +95,25 @@ type ctrProcess struct {
 	out    *io.PipeReader
 	outW   *io.PipeWriter
 	exited <-chan client.ExitStatus
+	// tty: the process has a terminal, whose input the shim shuts down
+	// (a hangup, SIGHUP) when its stdin FIFO ends.
+	tty bool
 }
 
 func (p *ctrProcess) Stdin() io.WriteCloser { return stdinCloser{p} }
 func (p *ctrProcess) Output() io.Reader     { return p.out }
 
 // stdinCloser ends the process's input: the pipe, and the shim's FIFO.
+// With a terminal it does nothing: the shim would hang the terminal up,
+// killing the command with SIGHUP, where a terminal's end of input is the
+// user's ^D; the pipe stays open until the process is gone (Close).
 type stdinCloser struct{ p *ctrProcess }
 
 func (s stdinCloser) Write(b []byte) (int, error) { return s.p.in.Write(b) }
 func (s stdinCloser) Close() error {
+	if s.p.tty {
+		return nil
+	}
 	s.p.in.Close()
 	return s.p.proc.CloseIO(context.Background(), client.WithStdinCloser)
 }

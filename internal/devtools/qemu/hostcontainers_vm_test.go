@@ -329,6 +329,14 @@ func checkAdmin(ctx context.Context, t *testing.T, n *Node, api *apiclient.Clien
 	if !strings.Contains(out, "pid1=systemd") || !strings.Contains(out, "ID=gantry") {
 		t.Errorf("sheltie is not a shell on the host: %q", out)
 	}
+	// What host-containerd costs at rest (docs/PERFORMANCE.md): its
+	// daemon's and its shims' resident memory, read in the host's PID
+	// namespace, which a superpowered container shares.
+	rss := run(c, `sudo bash -c 'for p in $(pgrep -f host-containerd); do echo "$(cat /proc/$p/comm) $(grep VmRSS /proc/$p/status)"; done'`, "")
+	t.Logf("host-containerd resident memory, with the web and admin containers running:\n%s", rss)
+	if !strings.Contains(rss, "containerd VmRSS") {
+		t.Errorf("no host-containerd process found: %q", rss)
+	}
 	if out := run(c, "apiclient get settings.host-containers.admin.superpowered", ""); !strings.Contains(out, "true") {
 		t.Errorf("apiclient in the admin container: %q", out)
 	}
