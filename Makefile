@@ -55,6 +55,7 @@ run-image: build
 	$(BIN)/gantry build -q --root-json $(RUN_REPO)/metadata/root.json
 	$(BIN)/gantry container build -q admin
 	$(BIN)/gantry container build -q control
+	$(BIN)/gantry container build -q disks
 
 run: run-image
 	$(BIN)/gantry run --update-repo $(RUN_REPO)

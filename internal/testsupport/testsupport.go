@@ -188,6 +188,8 @@ var tools = map[string]struct {
 	"dpkg-deb":           {"dpkg", debBase},
 	"losetup":            {"mount", debBase},
 	"mount":              {"mount", debBase},
+	"blkid":              {"util-linux", debBase},
+	"wipefs":             {"util-linux", debBase},
 	"go":                 {"Go toolchain", depsGo},
 	"docker-registry":    {"docker-registry", depsRegistry},
 }

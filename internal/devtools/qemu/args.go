@@ -68,6 +68,7 @@ func (l launch) args() []string {
 	default:
 		a = append(a, "-device", "virtio-blk-pci,drive=disk0"+bootIndex)
 	}
+	a = append(a, extraDiskArgs(o)...)
 	a = append(a,
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", l.hostPort, o.GuestPort)+forwardArgs(o.Forwards),
 		"-device", "virtio-net-pci,netdev=n0",

@@ -41,6 +41,7 @@ func NewCommand() *cobra.Command {
 		noRepo, noRegistry   bool
 		containers           string
 		nics, forwards       []string
+		disks                []string
 	)
 	var diskSize string
 	cmd := &cobra.Command{
@@ -134,6 +135,13 @@ from this registry. --no-registry turns this off.`,
 				}
 				o.Forwards = append(o.Forwards, fw)
 			}
+			for _, s := range disks {
+				d, err := ParseExtraDisk(s)
+				if err != nil {
+					return cli.UsageError{Err: err}
+				}
+				o.Disks = append(o.Disks, d)
+			}
 			o.UpdateRepo = updateRepoDir(o, repoDir, noRepo)
 			o.Containers = containersDir(containers, cmd.Flags().Changed("containers"), noRegistry)
 			if echo {
@@ -157,6 +165,7 @@ from this registry. --no-registry turns this off.`,
 	f.BoolVar(&noUserData, "no-user-data", false, "pass no user data")
 	f.StringVar(&o.NetTOML, "net-toml", "", "net.toml passed through fw_cfg: the node's network configuration (default: DHCP on eth0)")
 	f.StringArrayVar(&nics, "nic", nil, "another NIC (eth1, eth2, ...) on a user network of its own: SUBNET[,mac=MAC], e.g. 10.0.3.0/24 (repeatable)")
+	f.StringArrayVar(&disks, "disk", nil, "a blank extra disk SERIAL:SIZE, e.g. scratch:1G, kept in <run dir>/disk-SERIAL.img (repeatable; for the disks bootstrap container)")
 	f.StringArrayVar(&forwards, "forward", nil, "forward a TCP port of the host's 127.0.0.1 to the guest's eth0: HOST:GUEST, e.g. 2222:22 for the admin container's SSH (repeatable)")
 	f.StringVar(&repoDir, "update-repo", "", "local update repository to publish the build's release to and serve the node (default: <run dir>/repo, when booting a build directory)")
 	f.BoolVar(&noRepo, "no-update-repo", false, "serve no update repository")

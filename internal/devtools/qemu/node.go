@@ -116,6 +116,9 @@ func start(ctx context.Context, o Options, lock *os.File) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := prepareExtraDisks(o); err != nil {
+		return nil, err
+	}
 	var repo *repoServer
 	if o.UpdateRepo != "" {
 		if repo, err = startUpdateRepo(ctx, o, d.reused); err != nil {

@@ -148,6 +148,9 @@ type Options struct {
 	// guest's eth0, besides the API bridge's: a host container's SSH or
 	// TLS port.
 	Forwards []Forward
+	// Disks are blank disks beside the OS disk (vdb, vdc, ... on
+	// virtio-blk), each with a serial number.
+	Disks []ExtraDisk
 
 	// UpdateRepo, when set, is a local update repository for the node, a
 	// development repository (tufrepo.EnsureDev) such as gantry run keeps

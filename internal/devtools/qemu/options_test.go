@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -293,4 +294,69 @@ func TestLockRunDir(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	l2.Close()
+}
+
+func TestParseExtraDisk(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ExtraDisk
+		err  string
+	}{
+		{"scratch:1G", ExtraDisk{Serial: "scratch", Size: 1 << 30}, ""},
+		{"d2:512M", ExtraDisk{Serial: "d2", Size: 512 << 20}, ""},
+		{"x:4096", ExtraDisk{Serial: "x", Size: 4096}, ""},
+		{"scratch", ExtraDisk{}, "want SERIAL:SIZE"},
+		{":1G", ExtraDisk{}, "want SERIAL:SIZE"},
+		{"a-serial-longer-than-20:1G", ExtraDisk{}, "want SERIAL:SIZE"},
+		{"bad,serial:1G", ExtraDisk{}, "want SERIAL:SIZE"},
+		{"s:0", ExtraDisk{}, "positive number"},
+		{"s:-1G", ExtraDisk{}, "positive number"},
+		{"s:1X", ExtraDisk{}, "positive number"},
+	} {
+		got, err := ParseExtraDisk(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v, want an error saying %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v %v, want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestPrepareExtraDisks(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{RunDir: dir, Disks: []ExtraDisk{{Serial: "a", Size: 1 << 20}, {Serial: "b", Size: 2 << 20}}}
+	if err := prepareExtraDisks(o); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "disk-a.img"), append(make([]byte, 1<<20-4), "data"...), 0o600)
+	// Kept (and grown) on the next run, blank again when fresh.
+	o.Disks[0].Size = 4 << 20
+	if err := prepareExtraDisks(o); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "disk-a.img"))
+	if len(b) != 4<<20 || string(b[1<<20-4:1<<20]) != "data" {
+		t.Errorf("kept disk: %d bytes, data %q", len(b), b[1<<20-4:1<<20])
+	}
+	o.Fresh = true
+	if err := prepareExtraDisks(o); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "disk-a.img")); bytes.Contains(b, []byte("data")) {
+		t.Error("a fresh run kept the disk's data")
+	}
+	args := strings.Join(extraDiskArgs(o), " ")
+	for _, w := range []string{"file=" + filepath.Join(dir, "disk-b.img") + ",format=raw", "virtio-blk-pci,drive=xdisk1,serial=b"} {
+		if !strings.Contains(args, w) {
+			t.Errorf("args %q lack %q", args, w)
+		}
+	}
+	o.Disks = append(o.Disks, ExtraDisk{Serial: "a", Size: 1})
+	if err := prepareExtraDisks(o); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("a serial twice: %v", err)
+	}
 }

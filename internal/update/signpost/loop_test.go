@@ -1,10 +1,6 @@
 package signpost
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,28 +13,12 @@ import (
 // GANTRY_LOOP_TESTS=1, and always under CI, where no root or no loop
 // device fails it.
 func TestLoopDevice(t *testing.T) {
-	if os.Getenv("GANTRY_LOOP_TESTS") != "1" && !testsupport.InCI() {
-		t.Skip("set GANTRY_LOOP_TESTS=1 (needs root and losetup)")
-	}
-	testsupport.RequireRoot(t, "a loop device")
-	testsupport.RequireTool(t, "losetup")
+	testsupport.LoopTests(t)
 	l, err := disklayout.Plan(disklayout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	backing := filepath.Join(t.TempDir(), "backing.img")
-	if err := os.WriteFile(backing, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(backing, l.OS.Size); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", backing).Output()
-	if err != nil {
-		testsupport.Missing(t, fmt.Sprintf("losetup --find: %v", err), "loop devices (modprobe loop; a container needs --privileged)")
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "--detach", dev).Run() })
+	dev := testsupport.LoopDevice(t, l.OS.Size)
 
 	if err := disklayout.WriteFile(dev, l.OS); err != nil {
 		t.Fatal(err)
