@@ -73,7 +73,7 @@ func BuiltinVariants() map[string][]string {
 	k8s := append(append([]string(nil), baseGroups...), "kubernetes", "aws", "oci-defaults", "container-runtime")
 	return map[string][]string{
 		"metal-dev":      append([]string(nil), baseGroups...),
-		"metal-k8s-1.31": k8s,
+		"metal-k8s-1.37": k8s,
 	}
 }
 

@@ -231,7 +231,7 @@ func FuzzSettingsPairs(f *testing.F) {
 		`{"updates":{"seed":1e3}}`, `{"network":{"hosts":[["1.1.1.1",["a"]]]}}`, `[]`, `{"motd":null}`, `{"oci-defaults":{}}`} {
 		f.Add([]byte(s))
 	}
-	m, err := ForVariant("metal-k8s-1.31")
+	m, err := ForVariant("metal-k8s-1.37")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func FuzzKeypairPairs(f *testing.F) {
 	for _, s := range []string{"motd=x", `kernel.sysctl."a.b"=1`, "updates.seed=3", "=", "a", `ntp.time-servers=["x"]`, `"=1`} {
 		f.Add(s)
 	}
-	m, err := ForVariant("metal-k8s-1.31")
+	m, err := ForVariant("metal-k8s-1.37")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestResolveVariant(t *testing.T) {
 		named, release, want string
 		fallback             bool
 	}{
-		{"metal-k8s-1.31", "metal-dev", "metal-k8s-1.31", false},
+		{"metal-k8s-1.37", "metal-dev", "metal-k8s-1.37", false},
 		{"", "acme-edge", "acme-edge", false},
 		{"", "", DefaultVariant, true},
 	}

@@ -19,7 +19,7 @@ func fuzzServer(f *testing.F) (*Server, *datastore.Store) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { store.Close() })
-	m, _ := model.ForVariant("metal-k8s-1.31")
+	m, _ := model.ForVariant("metal-k8s-1.37")
 	return New(Config{Store: store, Model: m, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}), store
 }
 

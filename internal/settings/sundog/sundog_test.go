@@ -29,7 +29,7 @@ func serve(t *testing.T) (*apiclient.Client, *datastore.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := model.ForVariant("metal-k8s-1.31")
+	m, _ := model.ForVariant("metal-k8s-1.37")
 	ctx, cancel := context.WithCancel(context.Background())
 	sock := filepath.Join(dir, "api.sock")
 	ln, err := apiserver.Listen(ctx, sock, -1)

@@ -104,10 +104,10 @@ func TestAddUpdateAndRoundTrip(t *testing.T) {
 	m := &Manifest{Migrations: map[Transition][]string{{v("1.0.0"), v("1.1.0")}: {"migrate_v1.1.0_x"}, {v("1.1.0"), v("1.2.0")}: nil}}
 	m.AddUpdate(Update{Variant: "metal-dev", Arch: "x86_64", Version: v("1.1.0"), Images: Images{"b", "r", "h"}}, nil)
 	m.AddUpdate(Update{Variant: "metal-dev", Arch: "x86_64", Version: v("1.0.0")}, nil)
-	m.AddUpdate(Update{Variant: "metal-k8s-1.31", Arch: "x86_64", Version: v("2.0.0")}, nil)
+	m.AddUpdate(Update{Variant: "metal-k8s-1.37", Arch: "x86_64", Version: v("2.0.0")}, nil)
 	for _, u := range m.Updates {
 		want := "1.1.0"
-		if u.Variant == "metal-k8s-1.31" {
+		if u.Variant == "metal-k8s-1.37" {
 			want = "2.0.0"
 		}
 		if u.MaxVersion.String() != want {

@@ -198,7 +198,7 @@ func TestUpdateEndToEnd(t *testing.T) {
 		t.Fatalf("on 1.1.0: %v %v", chosen, err)
 	}
 	other := *chosen
-	other.Variant = "metal-k8s-1.31"
+	other.Variant = "metal-k8s-1.37"
 	if err := n.WriteImage(ctx, client, &other); err == nil || !strings.Contains(err.Error(), "variant") {
 		t.Fatalf("cross-variant update: %v", err)
 	}
