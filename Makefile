@@ -4,7 +4,7 @@ BIN := bin
 CMDS := $(notdir $(wildcard cmd/*))
 SOAK_TRIALS ?= 1000
 
-.PHONY: help build image test vet fmt-check soak bench docs run run-image run-local clean
+.PHONY: help build image k8s-tools test vet fmt-check soak bench docs run run-image run-local clean
 
 help:
 	@echo "make build   - build every command into $(BIN)/"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench   - API benchmark against an empty handler on the same socket"
 	@echo "make docs    - regenerate docs/settings.md from the model"
 	@echo "make image   - build the metal-dev image into build/metal-dev"
+	@echo "make k8s-tools - build kubelet, etcd and the Kubernetes control plane from tools/k8s into the cache"
 	@echo "make run     - build metal-dev and the admin and control images, and boot it under QEMU (API on run/metal-dev/api.sock, update repository run/metal-dev/repo, registry run/metal-dev/registry)"
 	@echo "make run-local - start an unprivileged local node without a VM (API on run/api.sock)"
 
@@ -31,8 +32,14 @@ fmt-check:
 image:
 	$(GO) run ./cmd/gantry build -q
 
-# The image is built first so that the QEMU end-to-end test boots it.
-test: vet fmt-check image
+# The Kubernetes binaries of the tools module (tools/k8s), built once into the
+# user cache (about 15 minutes cold on 2 cores, then reused).
+k8s-tools:
+	$(GO) run ./cmd/gantry k8s-tools
+
+# The image is built first so that the QEMU end-to-end test boots it, and the
+# Kubernetes binaries so that no test builds them under its timeout.
+test: vet fmt-check image k8s-tools
 	$(GO) test -tags vm -count=1 -timeout 40m ./...
 
 soak:

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-os/gantry/internal/cli"
+	"github.com/gantry-os/gantry/internal/devtools/cluster"
+	"github.com/gantry-os/gantry/internal/devtools/k8stools"
 	"github.com/gantry-os/gantry/internal/devtools/qemu"
 	"github.com/gantry-os/gantry/internal/imagebuild"
 	"github.com/gantry-os/gantry/internal/update/tufrepo"
@@ -26,6 +28,8 @@ func main() {
 	root.AddCommand(imagebuild.NewCommand())
 	root.AddCommand(qemu.NewCommand())
 	root.AddCommand(containerCommand())
+	root.AddCommand(k8stools.NewCommand())
+	root.AddCommand(cluster.NewCommand())
 	code := cli.Execute(ctx, root, os.Args[1:], os.Stderr)
 	stop()
 	os.Exit(code)
