@@ -4,7 +4,7 @@ BIN := bin
 CMDS := $(notdir $(wildcard cmd/*))
 SOAK_TRIALS ?= 1000
 
-.PHONY: help build image k8s-tools test vet fmt-check soak bench docs run run-image run-local clean
+.PHONY: help build image image-k8s k8s-tools test vet fmt-check soak bench docs run run-image run-local clean
 
 help:
 	@echo "make build   - build every command into $(BIN)/"
@@ -13,7 +13,8 @@ help:
 	@echo "make bench   - API benchmark against an empty handler on the same socket"
 	@echo "make docs    - regenerate docs/settings.md from the model"
 	@echo "make image   - build the metal-dev image into build/metal-dev"
-	@echo "make k8s-tools - build kubelet, etcd and the Kubernetes control plane from tools/k8s into the cache"
+	@echo "make k8s-tools - build kubelet, containerd 2, etcd and the Kubernetes control plane from tools/ into the cache"
+	@echo "make image-k8s - build the metal-k8s-1.37 image into build/metal-k8s-1.37"
 	@echo "make run     - build metal-dev and the admin and control images, and boot it under QEMU (API on run/metal-dev/api.sock, update repository run/metal-dev/repo, registry run/metal-dev/registry)"
 	@echo "make run-local - start an unprivileged local node without a VM (API on run/api.sock)"
 
@@ -37,9 +38,14 @@ image:
 k8s-tools:
 	$(GO) run ./cmd/gantry k8s-tools
 
-# The image is built first so that the QEMU end-to-end test boots it, and the
-# Kubernetes binaries so that no test builds them under its timeout.
-test: vet fmt-check image k8s-tools
+# The Kubernetes variant's image (its kubelet and containerd come from
+# k8s-tools).
+image-k8s: k8s-tools
+	$(GO) run ./cmd/gantry build -q --variant metal-k8s-1.37
+
+# The images are built first so that the QEMU end-to-end tests boot them, and
+# the Kubernetes binaries so that no test builds them under its timeout.
+test: vet fmt-check k8s-tools image image-k8s
 	$(GO) test -tags vm -count=1 -timeout 40m ./...
 
 soak:

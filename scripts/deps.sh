@@ -61,7 +61,7 @@ install_registry() {
 ensure_deps() {
   apt_install make git curl unzip ca-certificates genisoimage xorriso gdisk fdisk \
     qemu-system-x86 qemu-utils erofs-utils cryptsetup-bin e2fsprogs ovmf dosfstools mtools kmod \
-    gpg gpgconf gpg-agent
+    gpg gpgconf gpg-agent iproute2
   install_registry
   export PATH="$PATH:$GO_ROOT/bin:$HOME/go/bin"
   go_ok || install_go

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gantry-os/gantry/internal/boot/disklayout"
 	"github.com/gantry-os/gantry/internal/boot/verity"
+	"github.com/gantry-os/gantry/internal/devtools/k8stools"
 	"github.com/gantry-os/gantry/pkg/version"
 )
 
@@ -83,6 +84,7 @@ type Summary struct {
 	PackageCount   int             `json:"package_count"`
 	Packages       []LockedPackage `json:"packages"`
 	Commands       []string        `json:"commands"`
+	Tools          []InstalledTool `json:"tools,omitempty"`
 	Root           RootSummary     `json:"root"`
 	Boot           BootSummary     `json:"boot"`
 	ESP            ESPSummary      `json:"esp"`
@@ -167,6 +169,7 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 				return nil, err
 			}
 			b.startGoBuild(ctx)
+			b.startTools(ctx)
 		}
 	}
 	return b.result(), nil
@@ -206,9 +209,11 @@ type builder struct {
 	v      *Variant
 	// work is the work folder under the output folder; binDir holds the
 	// Go build's binaries.
-	work, binDir string
-	goCh         chan goDone
-	goVersion    string
+	work, binDir   string
+	goCh           chan goDone
+	goVersion      string
+	toolsCh        chan toolsDone
+	installedTools []InstalledTool
 
 	release func() // the cache's lock
 	src     *packageSource
@@ -275,6 +280,45 @@ func (b *builder) startGoBuild(ctx context.Context) {
 		}
 		b.goCh <- goDone{gv, err}
 	}()
+}
+
+// toolsDone is the tools modules' build's end.
+type toolsDone struct {
+	tools *k8stools.Tools
+	err   error
+}
+
+// startTools builds (or finds in the cache, <cache>/k8s) the tools
+// modules' binaries in the background when the variant installs any.
+func (b *builder) startTools(ctx context.Context) {
+	if len(b.v.Tools.Install) == 0 {
+		return
+	}
+	b.p.addSteps(1)
+	b.toolsCh = make(chan toolsDone, 1)
+	go func() {
+		end := b.p.step("tools (gantry k8s-tools)")
+		t, err := k8stools.Ensure(ctx, k8stools.Options{Source: b.in.source, CacheDir: filepath.Join(b.in.cacheDir, "k8s")})
+		detail := ""
+		if err == nil {
+			detail = fmt.Sprintf("Kubernetes %s, containerd %s, CNI plugins %s", t.Kubernetes, t.Containerd, t.CNIPlugins)
+		}
+		end(detail, err)
+		if err != nil {
+			b.cancel()
+		}
+		b.toolsCh <- toolsDone{t, err}
+	}()
+}
+
+// waitTools waits for the tools' build (nil when the variant has none).
+func (b *builder) waitTools() (*k8stools.Tools, error) {
+	if b.toolsCh == nil {
+		return nil, nil
+	}
+	d := <-b.toolsCh
+	b.toolsCh <- d
+	return d.tools, d.err
 }
 
 // waitGo waits for the Go build and returns its error.

@@ -32,6 +32,13 @@ func newProgress(w io.Writer, total int) *progress {
 	return &progress{w: w, total: total, start: time.Now()}
 }
 
+// addSteps counts n more steps (known only once the variant is read).
+func (p *progress) addSteps(n int) {
+	p.mu.Lock()
+	p.total += n
+	p.mu.Unlock()
+}
+
 // step announces a step and returns the function that ends it with a short
 // detail ("64 packages, 73.1 MB") or the step's error.
 func (p *progress) step(name string) func(detail string, err error) {

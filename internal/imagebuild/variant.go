@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/gantry-os/gantry/internal/boot/disklayout"
+	"github.com/gantry-os/gantry/internal/devtools/k8stools"
 	"github.com/gantry-os/gantry/pkg/model"
 )
 
@@ -46,6 +48,7 @@ type Variant struct {
 	Image        ImageSpec        `toml:"image"`
 	Packages     PackageSpec      `toml:"packages"`
 	Gantry       GantrySpec       `toml:"gantry"`
+	Tools        ToolsSpec        `toml:"tools"`
 	Settings     SettingsSpec     `toml:"settings"`
 	Systemd      SystemdSpec      `toml:"systemd"`
 	Root         RootSpec         `toml:"root"`
@@ -133,6 +136,15 @@ type GantrySpec struct {
 	// Commands are the commands of the node binary (cmd/gantry-node)
 	// linked into /usr/bin: /usr/bin/<name> -> gantry-node.
 	Commands []string `toml:"commands"`
+}
+
+// ToolsSpec is the [tools] table: programs built from source by the tools
+// modules (gantry k8s-tools: kubelet, containerd 2, CNI plugins), which
+// Debian does not package or packages too old.
+type ToolsSpec struct {
+	// Install maps a path in the root to the tools binary installed there,
+	// e.g. "/usr/bin/kubelet" = "kubelet".
+	Install map[string]string `toml:"install"`
 }
 
 // SettingsSpec is the [settings] table.
@@ -359,6 +371,19 @@ func (v *Variant) validate() error {
 	}
 	if v.Image.OSImageSizeGiB < 1 || v.Image.DataImageSizeGiB < 1 {
 		fail("image: sizes must be at least 1 GiB")
+	}
+	known := map[string]bool{}
+	for _, b := range k8stools.Binaries() {
+		known[b.Name] = true
+	}
+	for _, dst := range slices.Sorted(maps.Keys(v.Tools.Install)) {
+		name := v.Tools.Install[dst]
+		if !strings.HasPrefix(dst, "/usr/") || path.Clean(dst) != dst {
+			fail("tools.install: %q: want a clean path under /usr (the read-only root)", dst)
+		}
+		if !known[name] {
+			fail("tools.install.%q: %q is not a binary of the tools modules (gantry k8s-tools lists them)", dst, name)
+		}
 	}
 	switch disklayout.PartitionPlan(v.Image.PartitionPlan) {
 	case disklayout.Split, disklayout.Unified:

@@ -145,6 +145,8 @@ func TestParseVariantErrors(t *testing.T) {
 		{"source suite name", `suites = ["trixie"]`, `suites = ["a b"]`, `"a b" is not a suite`},
 		{"no keyring", `keyring = "../shared/keys/debian-archive-keyring.gpg"`, ``, "keyring: name the keyring"},
 		{"distribution key", `[distribution]`, "[distribution]\nmirror = \"x\"", "unknown keys: distribution.mirror"},
+		{"tools path", "", "[tools.install]\n\"/etc/kubelet\" = \"kubelet\"", `tools.install: "/etc/kubelet": want a clean path under /usr`},
+		{"tools binary", "", "[tools.install]\n\"/usr/bin/kubeadm\" = \"kubeadm\"", `"kubeadm" is not a binary of the tools modules`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

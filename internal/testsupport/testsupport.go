@@ -187,6 +187,7 @@ var tools = map[string]struct {
 	"apt-cache":          {"apt", debBase},
 	"dpkg-deb":           {"dpkg", debBase},
 	"losetup":            {"mount", debBase},
+	"ip":                 {"iproute2", depsApt},
 	"mount":              {"mount", debBase},
 	"blkid":              {"util-linux", debBase},
 	"wipefs":             {"util-linux", debBase},

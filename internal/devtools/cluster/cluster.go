@@ -144,6 +144,8 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		"--client-ca-file="+p.path("ca.crt"),
 		"--kubelet-client-certificate="+p.path("apiserver-kubelet-client.crt"),
 		"--kubelet-client-key="+p.path("apiserver-kubelet-client.key"),
+		// Nodes' host names are not in the host's DNS (kubeadm's choice).
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+p.path("sa.pub"), "--service-account-signing-key-file="+p.path("sa.key"),
 		"--service-cluster-ip-range="+o.ServiceCIDR, "--authorization-mode=Node,RBAC",

@@ -147,8 +147,18 @@ type Tools struct {
 	paths                                    map[string]string
 }
 
-// Path is a binary's path.
+// Path is a binary's path ("" for none).
 func (t *Tools) Path(name string) string { return t.paths[name] }
+
+// SHA256 is a binary's digest ("" for none).
+func (t *Tools) SHA256(name string) string {
+	for _, b := range t.Builds {
+		if s, ok := b.SHA256[name]; ok {
+			return s
+		}
+	}
+	return ""
+}
 
 // manifestName is the file that marks a finished build.
 const manifestName = "tools.json"

@@ -252,12 +252,9 @@ func checkExec(ctx context.Context, t *testing.T, n *Node) {
 	}
 }
 
-// checkAdmin enables the admin container (superpowered) with an SSH key in
-// its user data, logs in over SSH, and checks that sheltie is a root shell
-// in the host's namespaces (PID 1 is the host's systemd, the root is
-// Gantry's), that apiclient works for the user, that the host keys survive
-// a restart, and apiclient exec into it with and without a terminal.
-func checkAdmin(ctx context.Context, t *testing.T, n *Node, api *apiclient.Client, port int) {
+// adminKey makes an SSH key and the admin container's user data that
+// authorizes it (JSON).
+func adminKey(t *testing.T) (ssh.Signer, []byte) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -268,6 +265,17 @@ func checkAdmin(ctx context.Context, t *testing.T, n *Node, api *apiclient.Clien
 		t.Fatal(err)
 	}
 	ud, _ := json.Marshal(map[string]any{"ssh": map[string]any{"authorized-keys": []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}}})
+	return signer, ud
+}
+
+// checkAdmin enables the admin container (superpowered) with an SSH key in
+// its user data, logs in over SSH, and checks that sheltie is a root shell
+// in the host's namespaces (PID 1 is the host's systemd, the root is
+// Gantry's), that apiclient works for the user, that the host keys survive
+// a restart, and apiclient exec into it with and without a terminal.
+func checkAdmin(ctx context.Context, t *testing.T, n *Node, api *apiclient.Client, port int) {
+	t.Helper()
+	signer, ud := adminKey(t)
 	t0 := time.Now()
 	if _, err := api.SetKeypairs(ctx, []string{"host-containers.admin.enabled=true",
 		"host-containers.admin.user-data=" + base64.StdEncoding.EncodeToString(ud)}); err != nil {
@@ -339,7 +347,7 @@ func checkAdmin(ctx context.Context, t *testing.T, n *Node, api *apiclient.Clien
 		t.Error("the SSH host key changed across a restart")
 	}
 	bin := testsupport.Build(t, filepath.Join(t.TempDir(), "apiclient"), "cmd/apiclient")
-	err = exec.CommandContext(ctx, bin, "--socket-path", n.SocketPath(), "exec", "admin", "bash", "-c", "exit 4").Run()
+	err := exec.CommandContext(ctx, bin, "--socket-path", n.SocketPath(), "exec", "admin", "bash", "-c", "exit 4").Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 4 {
 		t.Errorf("apiclient exec admin: %v, want exit code 4", err)

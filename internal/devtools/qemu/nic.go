@@ -14,6 +14,11 @@ import (
 type NIC struct {
 	// Net is the user network's subnet, such as 10.0.3.0/24.
 	Net netip.Prefix
+	// Tap, when set, puts the NIC on this tap device of the host instead
+	// of a user network (Net, Forward and Ports are then unused): the host
+	// reaches the guest's addresses on it directly, as a cluster's
+	// apiserver reaches a kubelet. Making the device needs root.
+	Tap string
 	// MAC is the NIC's address; empty lets QEMU choose (52:54:00:12:34:56
 	// plus the NIC's index).
 	MAC string
@@ -49,6 +54,12 @@ func ParseNIC(s string) (NIC, error) {
 }
 
 func (n NIC) check() error {
+	if n.Tap != "" {
+		if n.Forward.IsValid() || n.Ports > 1 {
+			return fmt.Errorf("tap NIC %s: no forwards or ports", n.Tap)
+		}
+		return nil
+	}
 	if !n.Net.IsValid() || !n.Net.Addr().Is4() || n.Net.Bits() > 29 {
 		return fmt.Errorf("network %v: want an IPv4 subnet of /29 or larger", n.Net)
 	}
@@ -68,6 +79,13 @@ func (n NIC) check() error {
 
 func (n NIC) args(index, guestPort int) []string {
 	id := "n" + strconv.Itoa(index)
+	if n.Tap != "" {
+		dev := "virtio-net-pci,netdev=" + id
+		if n.MAC != "" {
+			dev += ",mac=" + n.MAC
+		}
+		return []string{"-netdev", fmt.Sprintf("tap,id=%s,ifname=%s,script=no,downscript=no", id, n.Tap), "-device", dev}
+	}
 	netdev := fmt.Sprintf("user,id=%s,net=%s", id, n.Net.Masked())
 	if n.Forward.IsValid() {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", n.HostPort, n.Forward, guestPort)

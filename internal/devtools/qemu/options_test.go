@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -358,5 +359,29 @@ func TestPrepareExtraDisks(t *testing.T) {
 	o.Disks = append(o.Disks, ExtraDisk{Serial: "a", Size: 1})
 	if err := prepareExtraDisks(o); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("a serial twice: %v", err)
+	}
+}
+
+func TestNICArgs(t *testing.T) {
+	for _, tc := range []struct {
+		nic  NIC
+		want string
+		err  string
+	}{
+		{NIC{Net: netip.MustParsePrefix("10.0.3.0/24")}, "-netdev user,id=n1,net=10.0.3.0/24 -device virtio-net-pci,netdev=n1", ""},
+		{NIC{Tap: "gtap1", MAC: "52:54:00:ab:cd:77"}, "-netdev tap,id=n1,ifname=gtap1,script=no,downscript=no -device virtio-net-pci,netdev=n1,mac=52:54:00:ab:cd:77", ""},
+		{NIC{Tap: "gtap1", Ports: 2}, "", "no forwards or ports"},
+	} {
+		if err := tc.nic.check(); tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%+v: %v, want %q", tc.nic, err, tc.err)
+			}
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(tc.nic.args(1, 8080), " "); got != tc.want {
+			t.Errorf("%+v:\n%s\nwant\n%s", tc.nic, got, tc.want)
+		}
 	}
 }

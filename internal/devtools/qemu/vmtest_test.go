@@ -15,15 +15,27 @@ import (
 // and without an image or without QEMU (fails it under CI).
 func vmImage(t *testing.T) (buildDir, image string) {
 	t.Helper()
+	return vmImageIn(t, "GANTRY_BUILD_DIR", DefaultBuildDir, "`make image`")
+}
+
+// vmK8sImage is the Kubernetes variant's build: build/metal-k8s-1.37, or
+// GANTRY_K8S_BUILD_DIR.
+func vmK8sImage(t *testing.T) (buildDir, image string) {
+	t.Helper()
+	return vmImageIn(t, "GANTRY_K8S_BUILD_DIR", "build/metal-k8s-1.37", "`make image-k8s`")
+}
+
+func vmImageIn(t *testing.T, env, def, make string) (buildDir, image string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	buildDir = os.Getenv("GANTRY_BUILD_DIR")
+	buildDir = os.Getenv(env)
 	if buildDir == "" {
-		buildDir = testsupport.RepoPath(t, DefaultBuildDir)
+		buildDir = testsupport.RepoPath(t, def)
 	}
 	image, err := FindImage(buildDir)
-	testsupport.Require(t, err == nil, fmt.Sprintf("no image to boot: %v", err), "`make image` (make test builds it before the tests), or GANTRY_BUILD_DIR")
+	testsupport.Require(t, err == nil, fmt.Sprintf("no image to boot: %v", err), make+" (make test builds it before the tests), or "+env)
 	testsupport.RequireTool(t, DefaultQEMU)
 	return buildDir, image
 }

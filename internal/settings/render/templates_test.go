@@ -43,6 +43,15 @@ func TestTemplates(t *testing.T) {
 			"kube-reserved": {"cpu": "70m", "memory": "893Mi"}, "eviction-hard": {"memory.available": "100Mi"}, "allowed-unsafe-sysctls": ["net.core.somaxconn"],
 			"server-tls-bootstrap": true}}`},
 		{name: "kubelet-defaults", template: "kubelet-config", settings: `{"kubernetes": {}}`},
+		{name: "kubelet-env", template: "kubelet-env", settings: `{"kubernetes": {"node-ip": "192.168.77.2", "node-labels": {"b.example/x": "2", "a.example/y": "1"},
+			"node-taints": {"dedicated": ["gpu:NoSchedule", "gpu:NoExecute"], "spot": [":PreferNoSchedule"]}, "hostname-override": "node-a"}}`},
+		{name: "kubelet-env-empty", template: "kubelet-env", settings: `{"kubernetes": {}}`},
+		{name: "kubelet-bootstrap-kubeconfig", template: "kubelet-bootstrap-kubeconfig", settings: `{"kubernetes": {"cluster-name": "prod", "api-server": "https://10.0.2.2:6443", "bootstrap-token": "abcdef.0123456789abcdef"}}`},
+		{name: "kubernetes-ca", template: "kubernetes-ca", settings: `{"kubernetes": {"cluster-certificate": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="}}`},
+		{name: "kubernetes-ca-unset", template: "kubernetes-ca", settings: `{"kubernetes": {}}`},
+		{name: "containerd-k8s", template: "containerd-config-k8s", settings: `{"kubernetes": {"pod-infra-container-image": "ghcr.io/gantry-os/gantry-pause:v0.1.0"},
+			"container-registry": {"mirrors": [{"registry": "ghcr.io", "endpoint": ["http://10.0.2.2:5000"]}], "credentials": [{"registry": "registry.example.com", "username": "me", "password": "pw"}]}}`},
+		{name: "cni-bridge", template: "cni-bridge", settings: `{}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
