@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-os/gantry/internal/node/hostcontainers"
 	"github.com/gantry-os/gantry/internal/node/hostctr"
 	"github.com/gantry-os/gantry/internal/node/netdog"
+	"github.com/gantry-os/gantry/internal/node/preload"
 	"github.com/gantry-os/gantry/internal/settings/apiserver"
 	"github.com/gantry-os/gantry/internal/settings/applier"
 	"github.com/gantry-os/gantry/internal/settings/committer"
@@ -47,6 +48,7 @@ func commands() map[string]multicall.Func {
 		"netdog":               netdog.Main,
 		"power-button":         powerbutton.Main,
 		"prepare-local-fs":     localfs.Main,
+		"preload-images":       preload.Main,
 		"settings-applier":     applier.Main,
 		"settings-committer":   committer.Main,
 		"settings-generator":   generator.Main,

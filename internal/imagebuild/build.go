@@ -68,27 +68,28 @@ type Output struct {
 // Summary is build.json: what was built, from what, and how big. It holds
 // nothing that differs between two builds of the same inputs.
 type Summary struct {
-	Variant        string          `json:"variant"`
-	Arch           string          `json:"arch"`
-	Version        string          `json:"version"`
-	BuildID        string          `json:"build_id"`
-	Epoch          int64           `json:"source_date_epoch"`
-	GoVersion      string          `json:"go_version"`
-	Kernel         string          `json:"kernel"`
-	Cmdline        string          `json:"cmdline"`
-	RootHash       string          `json:"root_hash"`
-	Salt           string          `json:"salt"`
-	DataBlocks     uint64          `json:"data_blocks"`
-	PartitionPlan  string          `json:"partition_plan"`
-	OSImageSizeGiB int             `json:"os_image_size_gib"`
-	PackageCount   int             `json:"package_count"`
-	Packages       []LockedPackage `json:"packages"`
-	Commands       []string        `json:"commands"`
-	Tools          []InstalledTool `json:"tools,omitempty"`
-	Root           RootSummary     `json:"root"`
-	Boot           BootSummary     `json:"boot"`
-	ESP            ESPSummary      `json:"esp"`
-	Outputs        []Output        `json:"outputs"`
+	Variant        string           `json:"variant"`
+	Arch           string           `json:"arch"`
+	Version        string           `json:"version"`
+	BuildID        string           `json:"build_id"`
+	Epoch          int64            `json:"source_date_epoch"`
+	GoVersion      string           `json:"go_version"`
+	Kernel         string           `json:"kernel"`
+	Cmdline        string           `json:"cmdline"`
+	RootHash       string           `json:"root_hash"`
+	Salt           string           `json:"salt"`
+	DataBlocks     uint64           `json:"data_blocks"`
+	PartitionPlan  string           `json:"partition_plan"`
+	OSImageSizeGiB int              `json:"os_image_size_gib"`
+	PackageCount   int              `json:"package_count"`
+	Packages       []LockedPackage  `json:"packages"`
+	Commands       []string         `json:"commands"`
+	Tools          []InstalledTool  `json:"tools,omitempty"`
+	Images         []PreloadedImage `json:"images,omitempty"`
+	Root           RootSummary      `json:"root"`
+	Boot           BootSummary      `json:"boot"`
+	ESP            ESPSummary       `json:"esp"`
+	Outputs        []Output         `json:"outputs"`
 }
 
 // RootSummary describes the root filesystem.
@@ -214,6 +215,7 @@ type builder struct {
 	goVersion      string
 	toolsCh        chan toolsDone
 	installedTools []InstalledTool
+	preloaded      []PreloadedImage
 
 	release func() // the cache's lock
 	src     *packageSource

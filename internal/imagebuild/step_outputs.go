@@ -23,7 +23,7 @@ func stepOutputs(ctx context.Context, b *builder) (string, error) {
 		Variant: v.Name, Arch: v.Arch, Version: v.Version, BuildID: in.buildID, Epoch: in.epoch, GoVersion: b.goVersion,
 		Kernel: k.Release, Cmdline: b.cmdline, RootHash: vr.RootHash, Salt: vr.Salt, DataBlocks: vr.DataBlocks,
 		PartitionPlan: v.Image.PartitionPlan, OSImageSizeGiB: v.Image.OSImageSizeGiB,
-		PackageCount: len(b.lock.Packages), Packages: b.lock.Packages, Commands: v.Gantry.Commands, Tools: b.installedTools,
+		PackageCount: len(b.lock.Packages), Packages: b.lock.Packages, Commands: v.Gantry.Commands, Tools: b.installedTools, Images: b.preloaded,
 		Root: RootSummary{
 			Files: b.rootFiles, UncompressedBytes: b.rootBytes, CompressedBytes: b.rootSize, HashBytes: fileSize(b.hashImg),
 			ModulesKept: k.Kept, ModulesShipped: k.Total, UnitsInstalled: b.units.installed, PrunedBytes: b.pruned.bytes,

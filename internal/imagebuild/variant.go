@@ -49,6 +49,7 @@ type Variant struct {
 	Packages     PackageSpec      `toml:"packages"`
 	Gantry       GantrySpec       `toml:"gantry"`
 	Tools        ToolsSpec        `toml:"tools"`
+	Images       ImagesSpec       `toml:"images"`
 	Settings     SettingsSpec     `toml:"settings"`
 	Systemd      SystemdSpec      `toml:"systemd"`
 	Root         RootSpec         `toml:"root"`
@@ -145,6 +146,16 @@ type ToolsSpec struct {
 	// Install maps a path in the root to the tools binary installed there,
 	// e.g. "/usr/bin/kubelet" = "kubelet".
 	Install map[string]string `toml:"install"`
+}
+
+// ImagesSpec is the [images] table: container images built with the OS
+// image and carried in it.
+type ImagesSpec struct {
+	// Preload are Gantry's container images (containers/<name>) built with
+	// the same epoch and installed as OCI image layouts in
+	// /usr/share/gantry/images/<name>, which preload-images imports into
+	// the orchestrator's containerd at boot.
+	Preload []string `toml:"preload"`
 }
 
 // SettingsSpec is the [settings] table.
@@ -375,6 +386,11 @@ func (v *Variant) validate() error {
 	known := map[string]bool{}
 	for _, b := range k8stools.Binaries() {
 		known[b.Name] = true
+	}
+	for _, name := range v.Images.Preload {
+		if !nameRE.MatchString(name) {
+			fail("images.preload: %q is not a folder name of containers/", name)
+		}
 	}
 	for _, dst := range slices.Sorted(maps.Keys(v.Tools.Install)) {
 		name := v.Tools.Install[dst]

@@ -19,6 +19,7 @@ import (
 	"github.com/gantry-os/gantry/internal/devtools/cluster"
 	"github.com/gantry-os/gantry/internal/imagebuild"
 	"github.com/gantry-os/gantry/internal/testsupport"
+	"github.com/gantry-os/gantry/pkg/version"
 )
 
 // TestKubernetesJoinInVM boots the Kubernetes variant (metal-k8s-1.37)
@@ -27,8 +28,10 @@ import (
 // by user data, the node joins with a bootstrap token (TLS bootstrap),
 // registers with its labels and taints and becomes Ready; a pod whose image
 // comes from a registry on the host's loopback (through the ghcr.io
-// mirror, with Gantry's pause image as the sandbox) runs, and kubectl logs
-// and exec reach it through the kubelet.
+// mirror; the sandbox is Gantry's pause image, which the node carries and
+// preloads, as the registry does not have it) runs, and kubectl logs
+// and exec reach it through the kubelet; settings.kubernetes.max-pods set
+// through the node's API becomes the node's capacity in the apiserver.
 func TestKubernetesJoinInVM(t *testing.T) {
 	bd, _ := vmK8sImage(t)
 	tl := testsupport.K8sTools(t)
@@ -50,7 +53,8 @@ func TestKubernetesJoinInVM(t *testing.T) {
 	}
 
 	reg := testsupport.StartRegistry(t)
-	publishGantryImages(ctx, t, reg, "pause", "admin")
+	// Not the pause image: the node carries it (preload-images).
+	publishGantryImages(ctx, t, reg, "admin")
 	src := testsupport.RepoRoot(t)
 	epoch := int64(1700000000)
 	web := filepath.Join(src, "internal/containers/testdata/web")
@@ -67,13 +71,16 @@ func TestKubernetesJoinInVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The apiserver reaches the kubelet (logs, exec) on a tap device: the
-	// host's 192.168.77.1, the node's 192.168.77.2 on eth1, its node IP.
+	// host's .1, the node's .2 on eth1, its node IP.
 	// QEMU's user network (eth0: DHCP, the default route, the host at
 	// 10.0.2.2) lets nothing in.
-	tap := makeTap(t, "192.168.77.1/24")
+	// A subnet of this process's own, so that two runs side by side do not
+	// share one.
+	subnet := fmt.Sprintf("192.168.%d", 20+os.Getpid()%200)
+	tap := makeTap(t, subnet+".1/24")
 	const tapMAC = "52:54:00:ab:cd:77"
 	netTOML := filepath.Join(t.TempDir(), "net.toml")
-	os.WriteFile(netTOML, []byte("version = 3\n\n[eth0]\ndhcp4 = true\nprimary = true\n\n[\""+tapMAC+"\".static4]\naddresses = [\"192.168.77.2/24\"]\n"), 0o644)
+	os.WriteFile(netTOML, []byte("version = 3\n\n[eth0]\ndhcp4 = true\nprimary = true\n\n[\""+tapMAC+"\".static4]\naddresses = [\""+subnet+".2/24\"]\n"), 0o644)
 	ud := filepath.Join(t.TempDir(), "user-data.toml")
 	os.WriteFile(ud, []byte(mirrorTOML(reg.Port)+fmt.Sprintf(`
 [settings.kubernetes]
@@ -81,7 +88,7 @@ cluster-name = "gantry"
 api-server = %q
 cluster-certificate = %q
 bootstrap-token = %q
-node-ip = "192.168.77.2"
+node-ip = "%s.2"
 
 [settings.host-containers.admin]
 enabled = true
@@ -92,7 +99,7 @@ user-data = %q
 
 [settings.kubernetes.node-taints]
 "gantry.dev/dedicated" = ["test:NoSchedule"]
-`, c.GuestURL(), base64.StdEncoding.EncodeToString(ca), tok.String(), base64.StdEncoding.EncodeToString(adminUD))), 0o644)
+`, c.GuestURL(), base64.StdEncoding.EncodeToString(ca), tok.String(), subnet, base64.StdEncoding.EncodeToString(adminUD))), 0o644)
 	t0 := time.Now()
 	n, err := Start(ctx, Options{BuildDir: bd, RunDir: vmRunDir(t, "k8s"), UserData: ud, StopTimeout: 30 * time.Second, MemoryMiB: 2048, CPUs: 2,
 		NetTOML: netTOML, NICs: []NIC{{Tap: tap, MAC: tapMAC}}, Forwards: []Forward{{HostPort: sshPort, GuestPort: 22}}})
@@ -173,36 +180,72 @@ spec:
 		t.Fatalf("the pod is not Ready: %v %s\n%s\njournal:\n%s", err, out, desc, journal("kubelet", "containerd"))
 	}
 	t.Logf("pod Ready %v after start", time.Since(t0).Round(time.Second))
+	if !strings.Contains(n.Console(), "preload-images: ghcr.io/gantry-os/gantry-pause:v"+version.Version+" in namespace k8s.io") {
+		t.Errorf("the pause image was not preloaded:\n%s", grepLines(n.Console(), "preload"))
+	}
 	if out, err := c.Kubectl(ctx, nil, "logs", "hello"); err != nil || !strings.Contains(string(out), "hello from the pod") {
 		t.Errorf("kubectl logs: %v %q", err, out)
 	}
 	if out, err := c.Kubectl(ctx, nil, "exec", "hello", "--", "/bin/busybox", "echo", "exec works"); err != nil || string(out) != "exec works\n" {
 		t.Errorf("kubectl exec: %v %q", err, out)
 	}
+
+	// settings.kubernetes.max-pods through the node's API (apiclient in the
+	// admin container): the kubelet restarts and the node's capacity in the
+	// apiserver follows.
+	if out, err := sshRun(signer, sshPort, "apiclient set kubernetes.max-pods=42", ""); err != nil {
+		t.Fatalf("apiclient set kubernetes.max-pods=42: %v\n%s", err, out)
+	}
+	t1 := time.Now()
+	for {
+		out, err := c.Kubectl(ctx, nil, "get", "node", node.Metadata.Name, "-o", "jsonpath={.status.capacity.pods}")
+		if err == nil && string(out) == "42" {
+			break
+		}
+		if time.Since(t1) > 3*time.Minute {
+			t.Fatalf("the node's pod capacity after max-pods=42: %q %v\njournal:\n%s", out, err, journal("kubelet"))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("capacity.pods = 42 %v after the set", time.Since(t1).Round(time.Second))
 }
 
 // sshJournal is the end of the units' journal on the node, read through the
 // admin container over SSH (sheltie: a root shell on the host).
 func sshJournal(ctx context.Context, signer ssh.Signer, port int, units ...string) string {
-	cfg := &ssh.ClientConfig{User: "ec2-user", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, Timeout: 10 * time.Second,
-		HostKeyCallback: ssh.InsecureIgnoreHostKey()}
-	c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
-	if err != nil {
-		return fmt.Sprintf("(no journal: ssh: %v)", err)
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		return fmt.Sprintf("(no journal: %v)", err)
-	}
-	defer s.Close()
 	cmd := "journalctl --no-pager -n 200"
 	for _, u := range units {
 		cmd += " -u " + u
 	}
-	s.Stdin = strings.NewReader(cmd + "\n")
-	out, err := s.CombinedOutput("sudo sheltie")
+	out, err := sshRun(signer, port, "sudo sheltie", cmd+"\n")
 	return fmt.Sprintf("%s(%v)", out, err)
+}
+
+// sshRun runs a command in the admin container over SSH, with stdin. It
+// waits up to 3 minutes for sshd: the admin container starts after
+// configured.target and pulls its image first.
+func sshRun(signer ssh.Signer, port int, cmd, stdin string) (string, error) {
+	cfg := &ssh.ClientConfig{User: "ec2-user", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, Timeout: 10 * time.Second,
+		HostKeyCallback: ssh.InsecureIgnoreHostKey()}
+	var c *ssh.Client
+	var err error
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(2 * time.Second) {
+		if c, err = ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("ssh: %w", err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	s.Stdin = strings.NewReader(stdin)
+	out, err := s.CombinedOutput(cmd)
+	return string(out), err
 }
 
 // makeTap makes a tap device with the host address addr (CIDR), removed
