@@ -224,12 +224,8 @@ func (s System) find(d Disk) (string, error) {
 	}
 	var match []string
 	for _, e := range ents {
-		for _, f := range []string{"serial", "device/serial"} {
-			b, err := os.ReadFile(filepath.Join(classBlock, e.Name(), f))
-			if err == nil && strings.TrimSpace(string(b)) == d.Serial {
-				match = append(match, e.Name())
-				break
-			}
+		if serial(filepath.Join(classBlock, e.Name())) == d.Serial {
+			match = append(match, e.Name())
 		}
 	}
 	switch len(match) {
@@ -256,11 +252,8 @@ func (s System) diskList() string {
 			continue
 		}
 		n := e.Name()
-		for _, f := range []string{"serial", "device/serial"} {
-			if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil && strings.TrimSpace(string(b)) != "" {
-				n += " (serial " + strings.TrimSpace(string(b)) + ")"
-				break
-			}
+		if sn := serial(dir); sn != "" {
+			n += " (serial " + sn + ")"
 		}
 		names = append(names, n)
 	}
@@ -268,6 +261,20 @@ func (s System) diskList() string {
 		return "no disks"
 	}
 	return strings.Join(names, ", ")
+}
+
+// serial is a block device's serial number as the kernel reports it:
+// class/block/<name>/serial (virtio-blk) or .../device/serial (NVMe, SCSI);
+// "" for none.
+func serial(dir string) string {
+	for _, f := range []string{"serial", "device/serial"} {
+		if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+			if sn := strings.TrimSpace(string(b)); sn != "" {
+				return sn
+			}
+		}
+	}
+	return ""
 }
 
 // diskNumbers returns the disk's major:minor, then its partitions'.

@@ -62,7 +62,7 @@ type Options struct {
 type Cluster struct {
 	o     Options
 	pki   *pki
-	procs []*exec.Cmd
+	procs []*proc
 	// Port is the apiserver's port on 127.0.0.1.
 	Port int
 	// Kubeconfig is the admin's kubeconfig (system:masters).
@@ -128,7 +128,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
-	if err := c.start(ctx, "etcd", o.Bin.Etcd, "--name=gantry", "--data-dir="+filepath.Join(o.Dir, "etcd"),
+	if err := c.start("etcd", o.Bin.Etcd, "--name=gantry", "--data-dir="+filepath.Join(o.Dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
 		"--initial-cluster=gantry="+peerURL, "--unsafe-no-fsync", "--log-level=warn"); err != nil {
@@ -137,7 +137,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err := waitHTTP(ctx, etcdURL+"/health", nil, 60*time.Second, c.exited); err != nil {
 		return nil, c.failed("etcd", err)
 	}
-	if err := c.start(ctx, "kube-apiserver", o.Bin.APIServer,
+	if err := c.start("kube-apiserver", o.Bin.APIServer,
 		"--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none", fmt.Sprintf("--secure-port=%d", c.Port),
 		"--tls-cert-file="+p.path("apiserver.crt"), "--tls-private-key-file="+p.path("apiserver.key"),
@@ -160,7 +160,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err := waitHTTP(ctx, c.URL()+"/readyz", admin, 3*time.Minute, c.exited); err != nil {
 		return nil, c.failed("kube-apiserver", err)
 	}
-	if err := c.start(ctx, "kube-controller-manager", o.Bin.ControllerManager,
+	if err := c.start("kube-controller-manager", o.Bin.ControllerManager,
 		"--kubeconfig="+filepath.Join(o.Dir, "controller-manager.kubeconfig"),
 		"--authentication-kubeconfig="+filepath.Join(o.Dir, "controller-manager.kubeconfig"),
 		"--authorization-kubeconfig="+filepath.Join(o.Dir, "controller-manager.kubeconfig"),
@@ -172,7 +172,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		"--service-cluster-ip-range="+o.ServiceCIDR); err != nil {
 		return nil, err
 	}
-	if err := c.start(ctx, "kube-scheduler", o.Bin.Scheduler,
+	if err := c.start("kube-scheduler", o.Bin.Scheduler,
 		"--kubeconfig="+filepath.Join(o.Dir, "scheduler.kubeconfig"),
 		"--authentication-kubeconfig="+filepath.Join(o.Dir, "scheduler.kubeconfig"),
 		"--authorization-kubeconfig="+filepath.Join(o.Dir, "scheduler.kubeconfig"),
@@ -306,8 +306,16 @@ func (c *Cluster) adminClient() (*http.Client, error) {
 		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}, nil
 }
 
+// proc is a running component; done closes when it has exited (a
+// goroutine waits for it, so an exit is seen at once and leaves no zombie).
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
 // start runs a component with its output in logs/<name>.log.
-func (c *Cluster) start(ctx context.Context, name, bin string, args ...string) error {
+func (c *Cluster) start(name, bin string, args ...string) error {
 	log, err := os.OpenFile(filepath.Join(c.o.Dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -320,7 +328,9 @@ func (c *Cluster) start(ctx context.Context, name, bin string, args ...string) e
 		return fmt.Errorf("cluster: start %s: %w", name, err)
 	}
 	log.Close()
-	c.procs = append(c.procs, cmd)
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	c.procs = append(c.procs, p)
 	c.logf("cluster: %s started (pid %d, log %s)", name, cmd.Process.Pid, filepath.Join(c.o.Dir, "logs", name+".log"))
 	return nil
 }
@@ -328,8 +338,10 @@ func (c *Cluster) start(ctx context.Context, name, bin string, args ...string) e
 // exited reports a component that stopped by itself.
 func (c *Cluster) exited() error {
 	for _, p := range c.procs {
-		if err := p.Process.Signal(syscall.Signal(0)); err != nil {
-			return fmt.Errorf("%s exited", filepath.Base(p.Path))
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited: %v", p.name, p.cmd.ProcessState)
+		default:
 		}
 	}
 	return nil
@@ -349,14 +361,12 @@ func (c *Cluster) failed(name string, err error) error {
 func (c *Cluster) Stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		p := c.procs[i]
-		p.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { p.Wait(); close(done) }()
+		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(15 * time.Second):
-			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			<-done
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
 		}
 	}
 	c.procs = nil

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gantry-os/gantry/internal/procgroup"
 )
 
 // ModuleDir is the Kubernetes tools module's folder in the source tree.
@@ -237,12 +239,6 @@ func first(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// Key is the cache key of the Kubernetes tools module in mod for a
-// toolchain; see Module.key.
-func Key(mod, goVersion string) (string, map[string]string, error) {
-	return Modules[0].key(mod, goVersion)
 }
 
 // key is the cache key of the module's folder mod for a toolchain: a hash
@@ -458,6 +454,7 @@ func lock(ctx context.Context, path string, log io.Writer) (func(), error) {
 func run(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
+	procgroup.Configure(cmd) // a cancelled go build takes its compilers with it
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

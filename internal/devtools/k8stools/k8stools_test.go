@@ -48,23 +48,23 @@ func TestKey(t *testing.T) {
 	}
 	write("go.mod", "module x\nrequire (\n\tk8s.io/kubernetes v1.37.1\n\tgo.etcd.io/etcd/server/v3 v3.7.0\n)\n")
 	write("go.sum", "a h1:x\n")
-	k1, v, err := Key(dir, "go1.26.8")
+	k1, v, err := Modules[0].key(dir, "go1.26.8")
 	if err != nil || v["k8s.io/kubernetes"] != "v1.37.1" || len(k1) != 16 {
 		t.Fatalf("%q %v %v", k1, v, err)
 	}
-	if k, _, _ := Key(dir, "go1.26.9"); k == k1 {
+	if k, _, _ := Modules[0].key(dir, "go1.26.9"); k == k1 {
 		t.Error("another toolchain, same key")
 	}
 	write("go.sum", "a h1:y\n")
-	if k, _, _ := Key(dir, "go1.26.8"); k == k1 {
+	if k, _, _ := Modules[0].key(dir, "go1.26.8"); k == k1 {
 		t.Error("another go.sum, same key")
 	}
 	write("go.mod", "module x\nrequire go.etcd.io/etcd/server/v3 v3.7.0\n")
-	if _, _, err := Key(dir, "go1.26.8"); err == nil || !strings.Contains(err.Error(), "does not require k8s.io/kubernetes") {
+	if _, _, err := Modules[0].key(dir, "go1.26.8"); err == nil || !strings.Contains(err.Error(), "does not require k8s.io/kubernetes") {
 		t.Errorf("no kubernetes: %v", err)
 	}
 	os.Remove(filepath.Join(dir, "go.sum"))
-	if _, _, err := Key(dir, "go1.26.8"); err == nil {
+	if _, _, err := Modules[0].key(dir, "go1.26.8"); err == nil {
 		t.Error("no go.sum: no error")
 	}
 
@@ -72,7 +72,7 @@ func TestKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, v, err = Key(filepath.Join(src, ModuleDir), "go1.26.8")
+	_, v, err = Modules[0].key(filepath.Join(src, ModuleDir), "go1.26.8")
 	if err != nil {
 		t.Fatal(err)
 	}

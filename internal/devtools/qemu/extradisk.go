@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -29,35 +28,11 @@ func ParseExtraDisk(s string) (ExtraDisk, error) {
 	if !ok || !diskSerial.MatchString(serial) {
 		return ExtraDisk{}, fmt.Errorf("disk %q: want SERIAL:SIZE, such as scratch:1G (a serial of up to 20 letters, digits, '.', '_', '-')", s)
 	}
-	n, err := parseSize(size)
-	if err != nil {
-		return ExtraDisk{}, fmt.Errorf("disk %q: %w", s, err)
+	n, err := ParseSize(size)
+	if err != nil || n <= 0 {
+		return ExtraDisk{}, fmt.Errorf("disk %q: size %q: want a positive number of bytes, or of K, M, G or T", s, size)
 	}
 	return ExtraDisk{Serial: serial, Size: n}, nil
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	if s != "" {
-		switch strings.ToUpper(s[len(s)-1:]) {
-		case "K":
-			mult = 1 << 10
-		case "M":
-			mult = 1 << 20
-		case "G":
-			mult = 1 << 30
-		case "T":
-			mult = 1 << 40
-		}
-	}
-	if mult > 1 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || n > (1<<50)/mult {
-		return 0, fmt.Errorf("size %q: want a positive number of bytes, or of K, M, G or T", s)
-	}
-	return n * mult, nil
 }
 
 // path is the disk's file in the run directory.
